@@ -1,0 +1,1 @@
+"""Buyer personas from customer purchase and behaviour data."""
