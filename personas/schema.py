@@ -46,8 +46,8 @@ LINEAGE = (
 )
 
 TRANSACTIONS = (
-    Field("customer_id", pa.string(), "customer key; pseudonymised if the mapping marks it personal",
-          required=True),
+    Field("customer_id", pa.string(),
+          "customer key; pseudonymised if the mapping marks it personal", required=True),
     Field("order_id", pa.string(), "order / invoice / basket the line belongs to", required=True),
     Field("ts", UTC_TS, "time of the order", "UTC timestamp", required=True),
     Field("product_id", pa.string(), "product / SKU code"),

@@ -1,0 +1,183 @@
+"""Per-customer features as of a date, computed in DuckDB over the lake.
+
+``build_features(lake, as_of, out_dir)`` writes ``features.parquet`` (one row per customer) and
+``catalog.json`` (which features exist for this data and what each means). Results are written
+by DuckDB's ``COPY`` so that millions of customers never have to fit in Python memory; only the
+small BG/NBD inputs (four numbers per customer) pass through numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
+from personas.features.sql import Context, feature_query, probe
+from personas.lake import Lake
+
+__all__ = [
+    "CATALOG",
+    "GROUPS",
+    "Feature",
+    "FeatureSet",
+    "build_features",
+    "compute",
+    "label",
+    "load_features",
+    "lookup",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureSet:
+    """Where a feature build wrote its output and what it holds."""
+
+    path: Path
+    catalog_path: Path
+    as_of: date
+    columns: list[str]
+    customers: int
+    seconds: float
+
+
+def compute(con: duckdb.DuckDBPyConnection, as_of: date | str, tables: set[str] | None = None,
+            clv: bool = True) -> pd.DataFrame:
+    """Features for every customer known before ``as_of`` as a DataFrame (small data, notebooks).
+
+    ``con`` must have views ``transactions`` (and optionally ``customers``, ``events``,
+    ``feedback``) in the canonical schema, e.g. from :meth:`personas.lake.Lake.connect`.
+    """
+    as_of = _as_date(as_of)
+    ctx = probe(con, as_of, tables if tables is not None else _present(con))
+    sql, _ = feature_query(ctx)
+    df = con.execute(sql).fetch_df()
+    if clv and "transactions" in ctx.tables:
+        scores = clv_scores(con, as_of)
+        if scores is not None:
+            df = df.merge(scores, on="customer_id", how="left")
+    return df.set_index("customer_id")
+
+
+def build_features(lake: Lake | str | Path, as_of: date | str | None, out_root: str | Path,
+                   memory_limit: str | None = None, threads: int | None = None,
+                   clv: bool = True) -> FeatureSet:
+    """Compute features as of ``as_of`` (default: the day after the last transaction)."""
+    t0 = time.perf_counter()
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
+    con = lake.connect(memory_limit=memory_limit, threads=threads)
+    tables = set(lake.tables())
+    if "transactions" not in tables:
+        from personas.errors import NotEnoughDataError
+
+        raise NotEnoughDataError(
+            f"the lake {lake.root} has no transactions; ingest some first "
+            "(personas ingest <files> --mapping <yaml>)"
+        )
+    as_of = _as_date(as_of) if as_of else default_as_of(con)
+    ctx = probe(con, as_of, tables)
+    sql, columns = feature_query(ctx)
+    out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".features.tmp.parquet"
+    final = out_dir / "features.parquet"
+    con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+    if clv:
+        scores = clv_scores(con, as_of)
+        if scores is not None:
+            con.register("clv_scores", scores)
+            keep = [c for c in scores.columns if c != "customer_id"]
+            tmp2 = out_dir / ".features.clv.tmp.parquet"
+            con.execute(
+                f"COPY (SELECT f.*, {', '.join('c.' + k for k in keep)} FROM '{_q(tmp)}' f "
+                f"LEFT JOIN clv_scores c USING (customer_id) ORDER BY f.customer_id) "
+                f"TO '{_q(tmp2)}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            tmp.unlink()
+            tmp2.rename(tmp)
+            columns += keep
+    n = con.execute(f"SELECT count(*) FROM '{_q(tmp)}'").fetchone()[0]
+    tmp.replace(final)
+    cat = catalog_json(ctx, columns, n, lake)
+    catalog_path = out_dir / "catalog.json"
+    catalog_path.write_text(json.dumps(cat, indent=1), encoding="utf-8")
+    con.close()
+    return FeatureSet(final, catalog_path, as_of, columns, n, time.perf_counter() - t0)
+
+
+def load_features(path: str | Path) -> pd.DataFrame:
+    """Read a features.parquet (or its folder) into a DataFrame indexed by customer_id."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "features.parquet"
+    return pd.read_parquet(p).set_index("customer_id")
+
+
+def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
+    """The day after the last transaction: everything ingested counts."""
+    last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]
+    if last is None:
+        from personas.errors import NotEnoughDataError
+
+        raise NotEnoughDataError("no transactions in the lake")
+    return (pd.Timestamp(last).tz_convert("UTC").normalize() + pd.Timedelta(days=1)).date()
+
+
+def clv_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame | None:
+    """P(alive), expected purchases and 12-month CLV from BG/NBD + Gamma-Gamma."""
+    from personas.features.clv import score_from_lake
+
+    return score_from_lake(con, as_of)
+
+
+def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
+    feats = []
+    for c in columns:
+        try:
+            f = lookup(c)
+        except KeyError:
+            if c == "lifecycle":
+                feats.append({"name": c, "group": "profile", "label": "Lifecycle stage",
+                              "definition": "prospect (no purchase), one_time or repeat",
+                              "unit": "class", "tables": ["transactions"], "segment": False,
+                              "kind": "categorical", "higher_is": ""})
+            continue
+        feats.append({"name": f.name, "group": f.group, "label": f.label,
+                      "definition": f.definition, "unit": f.unit, "tables": list(f.tables),
+                      "segment": f.segment, "kind": f.kind, "higher_is": f.higher_is})
+    return {
+        "as_of": ctx.as_of.isoformat(), "customers": n, "tables": sorted(ctx.tables),
+        "lake_fingerprint": lake.fingerprint(), "categories": ctx.categories,
+        "channels": ctx.channels, "features": feats,
+    }
+
+
+def _present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    out = set()
+    for t in ("transactions", "customers", "events", "feedback"):
+        try:
+            if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)").fetchone()[0]:
+                out.add(t)
+        except duckdb.CatalogException:
+            pass
+    return out
+
+
+def _as_date(d: date | str | datetime) -> date:
+    if isinstance(d, datetime):
+        return d.date()
+    if isinstance(d, date):
+        return d
+    return date.fromisoformat(str(d))
+
+
+def _q(p: object) -> str:
+    return str(p).replace("'", "''")

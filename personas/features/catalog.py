@@ -1,0 +1,200 @@
+"""The feature catalogue: every per-customer feature with its definition, unit and tables.
+
+The catalogue is the single description the SQL, the docs (``docs/features.md``), the persona
+traits and the report labels all read, so a feature means the same thing everywhere.
+Features whose tables (or columns) are absent from the lake are left out, never zero-filled:
+a zero would look like a real "never opens e-mails".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One per-customer feature."""
+
+    name: str
+    group: str
+    label: str
+    definition: str
+    unit: str
+    tables: tuple[str, ...]
+    segment: bool = True
+    higher_is: str = ""
+    fmt: str = "{:,.2f}"
+    kind: str = "numeric"
+
+    def format(self, value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        try:
+            return self.fmt.format(value)
+        except (ValueError, TypeError):
+            return str(value)
+
+
+GROUPS = {
+    "rfm": "Recency, frequency, monetary and tenure",
+    "order": "Order value and inter-purchase timing",
+    "returns": "Returns and discount sensitivity",
+    "category": "Category mix",
+    "channel": "Channel mix",
+    "engagement": "Engagement (behaviour events)",
+    "satisfaction": "Satisfaction (feedback)",
+    "loyalty": "Loyalty and campaign response",
+    "clv": "Lifetime value and churn risk (BG/NBD + Gamma-Gamma)",
+    "value": "Customer-value profile (benefit minus sacrifice)",
+    "profile": "Customer attributes",
+}
+
+T, C, E, F = "transactions", "customers", "events", "feedback"
+
+CATALOG: tuple[Feature, ...] = (
+    # rfm -------------------------------------------------------------------------------------
+    Feature("recency_days", "rfm", "Days since last purchase",
+            "days from the last purchase (order with positive value) to the as-of date",
+            "days", (T,), higher_is="worse", fmt="{:,.0f}"),
+    Feature("frequency", "rfm", "Orders",
+            "number of distinct orders with positive value before the as-of date",
+            "orders", (T,), higher_is="better", fmt="{:,.1f}"),
+    Feature("monetary", "rfm", "Net spend",
+            "sum of line amounts before the as-of date, returns netted (negative lines "
+            "subtract)", "currency", (T,), higher_is="better", fmt="{:,.0f}"),
+    Feature("tenure_days", "rfm", "Tenure",
+            "days from the first purchase to the as-of date", "days", (T,), fmt="{:,.0f}"),
+    Feature("orders_per_month", "rfm", "Orders per month",
+            "frequency divided by tenure in months (at least one month), i.e. purchase rate",
+            "orders/month", (T,), higher_is="better", fmt="{:,.2f}"),
+    # order value and timing ------------------------------------------------------------------
+    Feature("avg_order_value", "order", "Average order value",
+            "gross value of purchase orders divided by their number", "currency", (T,),
+            higher_is="better", fmt="{:,.0f}"),
+    Feature("items_per_order", "order", "Items per order",
+            "mean units bought per purchase order", "units", (T,), fmt="{:,.1f}"),
+    Feature("mean_days_between", "order", "Days between purchases",
+            "mean gap in days between consecutive purchase days (needs two purchase days)",
+            "days", (T,), fmt="{:,.0f}"),
+    Feature("purchase_regularity", "order", "Purchase regularity",
+            "1 / (1 + coefficient of variation of the gaps between purchase days); 1 = "
+            "clockwork, near 0 = erratic (needs three purchase days)", "index 0..1", (T,),
+            fmt="{:.2f}"),
+    # returns and discounts -------------------------------------------------------------------
+    Feature("return_rate", "returns", "Return rate",
+            "value of returned or cancelled lines divided by gross purchased value",
+            "share", (T,), higher_is="worse", fmt="{:.0%}"),
+    Feature("discount_share", "returns", "Discount share",
+            "discounts received divided by list value (amount + discount) of purchases",
+            "share", (T,), fmt="{:.0%}"),
+    Feature("discounted_order_share", "returns", "Orders with a discount",
+            "share of purchase orders with any discount", "share", (T,), fmt="{:.0%}"),
+    # category mix (dynamic share columns are added per top category) -------------------------
+    Feature("category_diversity", "category", "Category diversity",
+            "normalised entropy of spend over categories: 0 = one category, 1 = evenly spread",
+            "index 0..1", (T,), fmt="{:.2f}"),
+    # engagement --------------------------------------------------------------------------------
+    Feature("email_open_rate", "engagement", "E-mail open rate",
+            "e-mail opens divided by e-mails sent (capped at 1)", "share", (E,),
+            higher_is="better", fmt="{:.0%}"),
+    Feature("email_click_rate", "engagement", "E-mail click rate",
+            "e-mail clicks divided by e-mails sent (capped at 1)", "share", (E,),
+            higher_is="better", fmt="{:.0%}"),
+    Feature("sessions_90d", "engagement", "Sessions (90 days)",
+            "distinct web/app sessions in the 90 days before the as-of date", "sessions", (E,),
+            higher_is="better", fmt="{:,.1f}"),
+    Feature("app_session_share", "engagement", "App share of sessions",
+            "share of sessions that were app sessions", "share", (E,), fmt="{:.0%}"),
+    Feature("cart_abandonment_rate", "engagement", "Cart abandonment",
+            "share of add-to-cart events not followed by a checkout in the same session "
+            "(1 - checkouts / add-to-carts, floored at 0)", "share", (E,), higher_is="worse",
+            fmt="{:.0%}"),
+    Feature("support_contacts_365d", "engagement", "Support contacts (year)",
+            "support tickets in the 365 days before the as-of date", "contacts", (E,),
+            higher_is="worse", fmt="{:,.1f}"),
+    # satisfaction ------------------------------------------------------------------------------
+    Feature("nps_latest", "satisfaction", "Latest NPS score",
+            "most recent 0-10 likelihood-to-recommend answer", "points 0..10", (F,),
+            higher_is="better", fmt="{:.1f}"),
+    Feature("csat_mean", "satisfaction", "Mean CSAT",
+            "mean satisfaction rescaled to 0..1 (score / scale_max)", "share", (F,),
+            higher_is="better", fmt="{:.0%}"),
+    Feature("review_mean", "satisfaction", "Mean review score",
+            "mean review rescaled to 0..1", "share", (F,), higher_is="better", fmt="{:.0%}"),
+    Feature("nps_class", "satisfaction", "NPS class",
+            "promoter (9-10), passive (7-8) or detractor (0-6) from the latest NPS answer",
+            "class", (F,), segment=False, kind="categorical", fmt="{}"),
+    # loyalty -----------------------------------------------------------------------------------
+    Feature("loyalty_member", "loyalty", "Loyalty member",
+            "1 if enrolled in the loyalty programme (customers table), else 0", "flag", (C,),
+            higher_is="better", fmt="{:.0%}"),
+    Feature("coupon_redemptions", "loyalty", "Coupons redeemed",
+            "coupon_redeem events before the as-of date", "coupons", (E,), fmt="{:,.1f}"),
+    Feature("campaign_response_rate", "loyalty", "Campaign response",
+            "share of campaign contacts followed by a purchase within 14 days", "share",
+            (E, T), higher_is="better", fmt="{:.0%}"),
+    # clv (filled from personas.btyd) -----------------------------------------------------------
+    Feature("p_alive", "clv", "P(alive)",
+            "BG/NBD probability that the customer is still active", "probability", (T,),
+            segment=False, higher_is="better", fmt="{:.0%}"),
+    Feature("churn_risk", "clv", "Churn risk", "1 - P(alive)", "probability", (T,),
+            segment=False, higher_is="worse", fmt="{:.0%}"),
+    Feature("expected_purchases_90d", "clv", "Expected purchases (90 days)",
+            "BG/NBD conditional expected purchases in the next 90 days", "orders", (T,),
+            segment=False, fmt="{:,.2f}"),
+    Feature("expected_purchases_365d", "clv", "Expected purchases (365 days)",
+            "BG/NBD conditional expected purchases in the next 365 days", "orders", (T,),
+            segment=False, fmt="{:,.2f}"),
+    Feature("clv_12m", "clv", "12-month CLV",
+            "expected purchases over 12 months x Gamma-Gamma expected order value, discounted "
+            "at 10% a year", "currency", (T,), segment=False, higher_is="better",
+            fmt="{:,.0f}"),
+    # profile (categorical, shown in profiles, not clustered) ----------------------------------
+    Feature("country", "profile", "Country", "country from the customers table", "label", (C,),
+            segment=False, kind="categorical", fmt="{}"),
+    Feature("region", "profile", "Region", "region / area type", "label", (C,), segment=False,
+            kind="categorical", fmt="{}"),
+    Feature("age_band", "profile", "Age band", "age band", "label", (C,), segment=False,
+            kind="categorical", fmt="{}"),
+    Feature("income_band", "profile", "Income band", "income band", "label", (C,),
+            segment=False, kind="categorical", fmt="{}"),
+    Feature("household", "profile", "Household", "household composition", "label", (C,),
+            segment=False, kind="categorical", fmt="{}"),
+    Feature("loyalty_tier", "profile", "Loyalty tier", "loyalty tier", "label", (C,),
+            segment=False, kind="categorical", fmt="{}"),
+)
+
+BY_NAME = {f.name: f for f in CATALOG}
+
+CATEGORY_PREFIX = "cat_share__"
+CHANNEL_PREFIX = "chan_share__"
+
+
+def lookup(name: str) -> Feature:
+    """Catalogue entry of a feature, including the dynamic category/channel share columns."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    if name.startswith(CATEGORY_PREFIX):
+        cat = name.removeprefix(CATEGORY_PREFIX)
+        return Feature(name, "category", f"Share of spend: {cat}",
+                       f"share of gross spend in category '{cat}'", "share", ("transactions",),
+                       fmt="{:.0%}")
+    if name.startswith(CHANNEL_PREFIX):
+        ch = name.removeprefix(CHANNEL_PREFIX)
+        return Feature(name, "channel", f"Share of orders: {ch}",
+                       f"share of purchase orders placed through channel '{ch}'", "share",
+                       ("transactions",), fmt="{:.0%}")
+    if name.startswith("value_"):
+        from personas.features.value import VALUE_DIMENSIONS
+
+        dim = name.removeprefix("value_")
+        if dim in VALUE_DIMENSIONS:
+            return VALUE_DIMENSIONS[dim].feature()
+    raise KeyError(f"unknown feature {name!r}")
+
+
+def label(name: str) -> str:
+    try:
+        return lookup(name).label
+    except KeyError:
+        return name.replace("_", " ")

@@ -1,0 +1,351 @@
+"""One SQL query computes every per-customer feature as of a date.
+
+Written once in a dialect-neutral subset of SQL (CTEs, CASE, standard aggregates, window
+functions, ``date_diff``) so that the same definition can run on a distributed engine; DuckDB is
+the embedded engine. Every table reference is filtered to ``ts < as_of`` first, so nothing at
+or after the as-of date can leak into a feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX
+from personas.features.value import value_sql
+
+TOP_CATEGORIES = 8
+TOP_CHANNELS = 6
+SESSION_EVENTS = ("page_view", "product_view", "add_to_cart", "checkout", "app_session")
+
+
+@dataclass
+class Context:
+    """What the lake holds as of the date: decides which features can be computed."""
+
+    as_of: date
+    tables: set[str]
+    event_types: set[str] = field(default_factory=set)
+    feedback_kinds: set[str] = field(default_factory=set)
+    customer_columns: set[str] = field(default_factory=set)
+    has_discount: bool = False
+    has_sessions: bool = False
+    categories: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+
+    @property
+    def ts(self) -> str:
+        return _ts(self.as_of)
+
+    def ts_minus(self, days: int) -> str:
+        return _ts(self.as_of - timedelta(days=days))
+
+
+def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Context:
+    """Look at the data before ``as_of`` to decide which features exist."""
+    ctx = Context(as_of=as_of, tables=set(tables))
+    t = ctx.ts
+    if "transactions" in tables:
+        ctx.has_discount = bool(con.execute(
+            f"SELECT count(*) FROM transactions WHERE ts < {t} AND coalesce(discount, 0) <> 0"
+        ).fetchone()[0])
+        ctx.categories = [r[0] for r in con.execute(
+            f"SELECT category FROM transactions WHERE ts < {t} AND amount > 0 AND category IS "
+            f"NOT NULL GROUP BY 1 ORDER BY sum(amount) DESC, 1 LIMIT {TOP_CATEGORIES}"
+        ).fetchall()]
+        chans = [r[0] for r in con.execute(
+            f"SELECT channel FROM transactions WHERE ts < {t} AND amount > 0 AND channel IS NOT "
+            f"NULL GROUP BY 1 ORDER BY count(DISTINCT order_id) DESC, 1 LIMIT {TOP_CHANNELS}"
+        ).fetchall()]
+        ctx.channels = chans if len(chans) > 1 else []
+    if "events" in tables:
+        ctx.event_types = {r[0] for r in con.execute(
+            f"SELECT DISTINCT event_type FROM events WHERE ts < {t}").fetchall()}
+        ctx.has_sessions = bool(con.execute(
+            f"SELECT count(*) FROM events WHERE ts < {t} AND session_id IS NOT NULL").fetchone()[0])
+    if "feedback" in tables:
+        ctx.feedback_kinds = {r[0] for r in con.execute(
+            f"SELECT DISTINCT kind FROM feedback WHERE ts < {t}").fetchall()}
+    if "customers" in tables:
+        cols = ("country", "region", "age_band", "income_band", "household", "loyalty_member",
+                "loyalty_tier", "is_prospect", "first_seen")
+        row = con.execute(
+            "SELECT " + ", ".join(f"count({c})" for c in cols) + " FROM customers"
+        ).fetchone()
+        ctx.customer_columns = {c for c, n in zip(cols, row, strict=True) if n}
+    return ctx
+
+
+def feature_query(ctx: Context) -> tuple[str, list[str]]:
+    """The SQL producing one row per customer, and the feature columns it yields."""
+    ctes: list[str] = []
+    joins: list[tuple[str, list[str]]] = []
+    if "transactions" in ctx.tables:
+        ctes += _transactions_ctes(ctx)
+        joins.append(("rfm", _RFM_COLS + (["discount_share", "discounted_order_share"]
+                                          if ctx.has_discount else [])))
+        joins.append(("timing", ["mean_days_between", "purchase_regularity"]))
+        if ctx.categories:
+            ctes += _category_ctes(ctx)
+            joins.append(("cat", [CATEGORY_PREFIX + _slug(c) for c in ctx.categories]
+                          + ["category_diversity"]))
+        if ctx.channels:
+            ctes += _channel_ctes(ctx)
+            joins.append(("chan", [CHANNEL_PREFIX + _slug(c) for c in ctx.channels]))
+    if "events" in ctx.tables and ctx.event_types:
+        cte, cols = _events_cte(ctx)
+        if cols:
+            ctes.append(cte)
+            joins.append(("eng", cols))
+        if "campaign_contact" in ctx.event_types and "transactions" in ctx.tables:
+            ctes.append(_campaign_cte(ctx))
+            joins.append(("camp", ["campaign_response_rate"]))
+    if "feedback" in ctx.tables and ctx.feedback_kinds:
+        cte, cols = _feedback_cte(ctx)
+        ctes.append(cte)
+        joins.append(("sat", cols))
+    if "customers" in ctx.tables:
+        cte, cols = _customers_cte(ctx)
+        ctes.append(cte)
+        joins.append(("cust", cols))
+    base_parts = []
+    if "transactions" in ctx.tables:
+        base_parts.append("SELECT customer_id FROM rfm")
+    if "customers" in ctx.tables:
+        base_parts.append("SELECT customer_id FROM cust")
+    ctes.append(f"base AS ({' UNION '.join(base_parts)})")
+    select = ["base.customer_id"]
+    columns: list[str] = []
+    for alias, cols in joins:
+        for c in cols:
+            select.append(f"{alias}.{c}")
+            columns.append(c)
+    from_ = "base" + "".join(f" LEFT JOIN {a} ON {a}.customer_id = base.customer_id"
+                             for a, _ in joins)
+    lifecycle = _lifecycle(ctx)
+    select.append(f"{lifecycle} AS lifecycle")
+    ctes.append(f"joined AS (SELECT {', '.join(select)} FROM {from_})")
+    vsql, vcols = value_sql(set(columns), "joined")
+    sql = "WITH " + ",\n".join(ctes) + f"\n{vsql}\nORDER BY customer_id"
+    return sql, [*columns, "lifecycle", *vcols]
+
+
+_RFM_COLS = ["recency_days", "frequency", "monetary", "tenure_days", "orders_per_month",
+             "avg_order_value", "items_per_order", "return_rate"]
+
+
+def _transactions_ctes(ctx: Context) -> list[str]:
+    t = ctx.ts
+    d = _date(ctx.as_of)
+    disc = ""
+    if ctx.has_discount:
+        disc = """,
+        CASE WHEN sum(gross + discount) > 0 THEN sum(CASE WHEN gross > 0 THEN discount ELSE 0 END)
+             / sum(CASE WHEN gross > 0 THEN gross + discount ELSE 0 END) END AS discount_share,
+        CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
+             sum(CASE WHEN gross > 0 AND discount > 0 THEN 1 ELSE 0 END) * 1.0
+             / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS discounted_order_share"""
+    return [
+        f"""tx AS (
+        SELECT customer_id, order_id, ts, category, channel, quantity, amount,
+               coalesce(discount, 0) AS discount
+        FROM transactions WHERE ts < {t})""",
+        """orders AS (
+        SELECT customer_id, order_id, min(ts) AS ts, sum(amount) AS amount,
+               sum(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS gross,
+               sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS returned,
+               sum(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS units,
+               sum(CASE WHEN amount > 0 THEN discount ELSE 0 END) AS discount,
+               min(channel) AS channel
+        FROM tx GROUP BY customer_id, order_id)""",
+        f"""rfm AS (
+        SELECT customer_id,
+        date_diff('day', CAST(max(CASE WHEN gross > 0 THEN ts END) AS DATE), {d}) AS recency_days,
+        sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) AS frequency,
+        sum(amount) AS monetary,
+        date_diff('day', CAST(min(ts) AS DATE), {d}) AS tenure_days,
+        sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) * 30.44
+            / greatest(date_diff('day', CAST(min(ts) AS DATE), {d}), 30.44) AS orders_per_month,
+        CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
+            sum(gross) / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS avg_order_value,
+        CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
+            sum(units) / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS items_per_order,
+        CASE WHEN sum(gross) > 0 THEN sum(returned) / sum(gross) END AS return_rate{disc}
+        FROM orders GROUP BY customer_id)""",
+        """pdays AS (
+        SELECT DISTINCT customer_id, CAST(ts AS DATE) AS d FROM orders WHERE gross > 0)""",
+        """gaps AS (
+        SELECT customer_id,
+               date_diff('day', lag(d) OVER (PARTITION BY customer_id ORDER BY d), d) AS gap
+        FROM pdays)""",
+        """timing AS (
+        SELECT customer_id, avg(gap) AS mean_days_between,
+               CASE WHEN count(gap) >= 2 AND avg(gap) > 0
+                    THEN 1.0 / (1.0 + stddev_samp(gap) / avg(gap)) END AS purchase_regularity
+        FROM gaps WHERE gap IS NOT NULL GROUP BY customer_id)""",
+    ]
+
+
+def _category_ctes(ctx: Context) -> list[str]:
+    shares = ",\n".join(
+        f"sum(CASE WHEN category = '{_q(c)}' THEN s ELSE 0 END) / sum(s) "
+        f"AS {CATEGORY_PREFIX + _slug(c)}" for c in ctx.categories)
+    return [
+        """catspend AS (
+        SELECT customer_id, category, sum(amount) AS s FROM tx
+        WHERE amount > 0 AND category IS NOT NULL GROUP BY customer_id, category)""",
+        """catn AS (SELECT count(DISTINCT category) AS n FROM catspend)""",
+        f"""cat AS (
+        SELECT customer_id, {shares},
+        CASE WHEN max(catn.n) > 1 THEN
+            -sum((s / tot) * ln(s / tot)) / ln(max(catn.n)) ELSE 0 END AS category_diversity
+        FROM (SELECT customer_id, category, s,
+                     sum(s) OVER (PARTITION BY customer_id) AS tot FROM catspend) x
+        CROSS JOIN catn GROUP BY customer_id)""",
+    ]
+
+
+def _channel_ctes(ctx: Context) -> list[str]:
+    shares = ",\n".join(
+        f"sum(CASE WHEN channel = '{_q(c)}' THEN 1 ELSE 0 END) * 1.0 / count(*) "
+        f"AS {CHANNEL_PREFIX + _slug(c)}" for c in ctx.channels)
+    return [f"""chan AS (
+        SELECT customer_id, {shares} FROM orders WHERE gross > 0 GROUP BY customer_id)"""]
+
+
+def _events_cte(ctx: Context) -> tuple[str, list[str]]:
+    et = ctx.event_types
+    t, t90, t365 = ctx.ts, ctx.ts_minus(90), ctx.ts_minus(365)
+    parts: list[str] = []
+    cols: list[str] = []
+
+    def n(kind: str, since: str | None = None) -> str:
+        cond = f"event_type = '{kind}'" + (f" AND ts >= {since}" if since else "")
+        return f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)"
+
+    if "email_sent" in et:
+        if "email_open" in et:
+            parts.append(f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_open')} * 1.0 / "
+                         f"{n('email_sent')}, 1.0) END AS email_open_rate")
+            cols.append("email_open_rate")
+        if "email_click" in et:
+            parts.append(f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_click')} * 1.0 /"
+                         f" {n('email_sent')}, 1.0) END AS email_click_rate")
+            cols.append("email_click_rate")
+    sess = [e for e in SESSION_EVENTS if e in et]
+    if sess and ctx.has_sessions:
+        inlist = ", ".join(f"'{e}'" for e in sess)
+        parts.append(f"count(DISTINCT CASE WHEN event_type IN ({inlist}) AND ts >= {t90} "
+                     "THEN session_id END) AS sessions_90d")
+        cols.append("sessions_90d")
+        if "app_session" in et:
+            parts.append(
+                f"CASE WHEN count(DISTINCT CASE WHEN event_type IN ({inlist}) THEN session_id "
+                "END) > 0 THEN count(DISTINCT CASE WHEN event_type = 'app_session' THEN "
+                f"session_id END) * 1.0 / count(DISTINCT CASE WHEN event_type IN ({inlist}) "
+                "THEN session_id END) END AS app_session_share")
+            cols.append("app_session_share")
+    if "add_to_cart" in et and "checkout" in et:
+        parts.append(f"CASE WHEN {n('add_to_cart')} > 0 THEN greatest(1.0 - {n('checkout')} * "
+                     f"1.0 / {n('add_to_cart')}, 0.0) END AS cart_abandonment_rate")
+        cols.append("cart_abandonment_rate")
+    if "support_ticket" in et:
+        parts.append(f"{n('support_ticket', t365)} AS support_contacts_365d")
+        cols.append("support_contacts_365d")
+    if "coupon_redeem" in et:
+        parts.append(f"{n('coupon_redeem')} AS coupon_redemptions")
+        cols.append("coupon_redemptions")
+    cte = (f"eng AS (SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} "
+           "GROUP BY customer_id)") if parts else ""
+    return cte, cols
+
+
+def _campaign_cte(ctx: Context) -> str:
+    t = ctx.ts
+    return f"""camp AS (
+        SELECT c.customer_id,
+               avg(CASE WHEN EXISTS (
+                   SELECT 1 FROM orders o WHERE o.customer_id = c.customer_id AND o.gross > 0
+                   AND o.ts > c.ts AND o.ts <= c.ts + INTERVAL 14 DAY) THEN 1.0 ELSE 0.0 END)
+               AS campaign_response_rate
+        FROM events c WHERE c.event_type = 'campaign_contact' AND c.ts < {t}
+        GROUP BY c.customer_id)"""
+
+
+def _feedback_cte(ctx: Context) -> tuple[str, list[str]]:
+    t = ctx.ts
+    k = ctx.feedback_kinds
+    parts, cols = [], []
+    if "nps" in k:
+        parts.append("max(nps.nps_latest) AS nps_latest")
+        parts.append("CASE WHEN max(nps.nps_latest) >= 9 THEN 'promoter' WHEN max(nps.nps_latest)"
+                     " >= 7 THEN 'passive' WHEN max(nps.nps_latest) IS NOT NULL THEN 'detractor' "
+                     "END AS nps_class")
+        cols += ["nps_latest", "nps_class"]
+    if "csat" in k:
+        parts.append("avg(CASE WHEN f.kind = 'csat' THEN f.score / f.scale_max END) AS csat_mean")
+        cols.append("csat_mean")
+    if "review" in k:
+        parts.append("avg(CASE WHEN f.kind = 'review' THEN f.score / f.scale_max END) "
+                     "AS review_mean")
+        cols.append("review_mean")
+    nps = f"""(SELECT customer_id, score * 10.0 / scale_max AS nps_latest FROM (
+                SELECT customer_id, score, scale_max, row_number() OVER (
+                    PARTITION BY customer_id ORDER BY ts DESC, source_row DESC) AS rn
+                FROM feedback WHERE kind = 'nps' AND ts < {t}) x WHERE rn = 1)"""
+    return (f"""sat AS (
+        SELECT f.customer_id, {', '.join(parts)}
+        FROM (SELECT * FROM feedback WHERE ts < {t}) f
+        LEFT JOIN {nps} nps ON nps.customer_id = f.customer_id
+        GROUP BY f.customer_id)""", cols)
+
+
+def _customers_cte(ctx: Context) -> tuple[str, list[str]]:
+    t = ctx.ts
+    have = ctx.customer_columns
+    cols: list[str] = []
+    sel = ["customer_id"]
+    for c in ("country", "region", "age_band", "income_band", "household", "loyalty_tier"):
+        if c in have:
+            sel.append(c)
+            cols.append(c)
+    if "loyalty_member" in have:
+        sel.append("CASE WHEN loyalty_member THEN 1.0 ELSE 0.0 END AS loyalty_member")
+        cols.append("loyalty_member")
+    sel.append("is_prospect")
+    # the latest row per customer wins: a newer export supersedes an older one
+    return (f"""cust AS (
+        SELECT {', '.join(sel)} FROM (
+            SELECT *, row_number() OVER (PARTITION BY customer_id
+                                         ORDER BY ingested_at DESC, source_row DESC) AS rn
+            FROM customers WHERE first_seen IS NULL OR first_seen < {t}) x
+        WHERE rn = 1)""", cols)
+
+
+def _lifecycle(ctx: Context) -> str:
+    if "transactions" not in ctx.tables:
+        return "'prospect'"
+    return ("CASE WHEN rfm.customer_id IS NULL THEN 'prospect' "
+            "WHEN rfm.frequency = 0 THEN 'returns_only' "
+            "WHEN rfm.frequency = 1 THEN 'one_time' ELSE 'repeat' END")
+
+
+def _ts(d: date | datetime) -> str:
+    return f"TIMESTAMPTZ '{d.isoformat()[:10]} 00:00:00+00'"
+
+
+def _date(d: date) -> str:
+    return f"DATE '{d.isoformat()[:10]}'"
+
+
+def _slug(s: str) -> str:
+    import re
+
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", s.strip().lower()).strip("_")
+    return slug or "unknown"
+
+
+def _q(s: str) -> str:
+    return s.replace("'", "''")

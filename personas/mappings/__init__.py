@@ -1,0 +1,1 @@
+"""Source mappings shipped with personas: copy one as the start of your own."""
