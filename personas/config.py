@@ -1,0 +1,120 @@
+"""Project configuration: one validated object, defaults for everything, paths in one place.
+
+``load_config("personas.yaml")`` reads an optional YAML file; flows unpack the object and pass
+plain arguments to library functions (library code never reads configuration itself).
+Unknown keys are errors with a did-you-mean, because a misspelt ``min_persona_size`` silently
+ignored would publish personas smaller than the team agreed.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from personas.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeaturesConfig(_Strict):
+    as_of: date | None = Field(
+        default=None, description="features use data before this date (default: day after "
+        "the last transaction)")
+    memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 2GB")
+    threads: int | None = None
+    clv: bool = True
+
+
+class SegmentationConfig(_Strict):
+    k: int | Literal["auto"] = "auto"
+    k_range: tuple[int, int] = (3, 9)
+    algorithms: tuple[Literal["kmeans", "gmm", "ward"], ...] = ("kmeans", "gmm", "ward")
+    sample_size: int = Field(default=20_000, ge=100)
+    n_bootstrap: int = Field(default=5, ge=0)
+    min_orders: int = Field(default=2, ge=1)
+    min_persona_size: int | None = Field(
+        default=None, description="default: max(50, 1% of profiled customers)")
+    skew: Literal["log", "quantile", "none"] = "log"
+    group_weights: Literal["balanced", "none"] | dict[str, float] = "balanced"
+    include_groups: list[str] | None = None
+    exclude_features: list[str] | None = None
+    max_missing: float = Field(default=0.5, ge=0, le=1)
+    min_stability: float = Field(default=0.8, ge=0, le=1)
+    tolerance: float = Field(default=0.01, ge=0)
+    random_state: int = 0
+    rule_depth: int = Field(default=4, ge=1, le=8)
+    map_sample: int = Field(default=20_000, ge=100)
+
+    def segmenter_kwargs(self) -> dict[str, Any]:
+        d = self.model_dump(exclude={"rule_depth", "map_sample"})
+        d["k_range"] = tuple(d["k_range"])
+        d["algorithms"] = tuple(d["algorithms"])
+        return d
+
+
+class Config(_Strict):
+    workspace: Path = Path("data")
+    lake: Path | None = None
+    mapping: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    features: FeaturesConfig = FeaturesConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.lake or self.workspace / "lake"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.workspace / "features"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workspace / "runs"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.workspace / "published"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read ``path`` (YAML) if given, apply ``overrides`` (dotted keys allowed), validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of settings")
+        base = p.parent
+        for key in ("workspace", "lake"):
+            if key in data and data[key] is not None and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{path or 'configuration'}: invalid settings"]
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = (f"unknown setting {err['loc'][-1]!r}" if err["type"] == "extra_forbidden"
+                   else err["msg"])
+            lines.append(f"  - {loc}: {msg}")
+        raise ConfigError("\n".join(lines)) from None

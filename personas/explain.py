@@ -1,0 +1,181 @@
+"""Why a customer is in a persona: distinguishing traits and short rules with stated accuracy.
+
+Traits compare each persona with everyone else on the original (unscaled) features:
+the standardised difference (Cohen's d with the pooled standard deviation) says how far apart
+they are in units a statistician trusts, and the lift (persona mean / population mean) says it
+in units a marketer reads ("2.3x the average order value").
+
+Rules come from a shallow decision tree trained to reproduce the assignment. Its *fidelity* is
+the share of customers the rules place in the same persona as the model; rules are only as
+trustworthy as that number, so it is always reported next to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+
+from personas.features.catalog import label, lookup
+
+
+@dataclass
+class Trait:
+    feature: str
+    label: str
+    persona_mean: float
+    others_mean: float
+    population_mean: float
+    effect_size: float
+    lift: float | None
+    direction: str
+
+    def text(self) -> str:
+        """Plain-language statement, e.g. 'Net spend 2.3x the average'."""
+        try:
+            f = lookup(self.feature)
+            val = f.format(self.persona_mean)
+        except KeyError:
+            val = f"{self.persona_mean:,.2f}"
+        if self.lift is not None and np.isfinite(self.lift) and self.population_mean > 0 \
+                and self.lift >= 0:
+            if self.lift >= 1.05:
+                rel = f"{self.lift:.1f}x the average"
+            elif self.lift <= 0.95:
+                rel = f"{(1 - self.lift):.0%} below average"
+            else:
+                rel = "about average"
+        else:
+            rel = "higher than others" if self.direction == "higher" else "lower than others"
+        return f"{self.label}: {val} ({rel})"
+
+
+# Redundant or non-ratio-scale features are not listed as traits: value indices have their own
+# profile, P(alive) mirrors churn risk and 90-day expectations mirror the 365-day ones.
+NOT_TRAITS = ("p_alive", "expected_purchases_90d")
+
+
+def trait_features(features: list[str]) -> list[str]:
+    return [f for f in features if f not in NOT_TRAITS and not f.startswith("value_")]
+
+
+def ratio_scale(feature: str) -> bool:
+    """Lift (a ratio of means) only means something for non-negative quantities."""
+    return not feature.startswith("value_") and feature not in ("monetary", "clv_12m")
+
+
+def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
+           top: int = 6, min_effect: float = 0.2) -> dict[int, list[Trait]]:
+    """The features that most set each persona apart from the other profiled customers.
+
+    Customers not profiled (labels < 0) are left out of both sides of the comparison: a
+    persona is explained against the other personas, not against one-time buyers.
+    """
+    out: dict[int, list[Trait]] = {}
+    keep = labels >= 0
+    X, labels = X.loc[keep], labels[keep]
+    features = trait_features(features)
+    num = X[features].apply(pd.to_numeric, errors="coerce")
+    pop = num.mean()
+    for p in sorted(int(v) for v in np.unique(labels) if v >= 0):
+        inside = labels == p
+        a, b = num[inside], num[~inside]
+        ma, mb = a.mean(), b.mean()
+        va, vb = a.var(ddof=1), b.var(ddof=1)
+        na, nb = a.notna().sum(), b.notna().sum()
+        pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2).clip(lower=1))
+        d = (ma - mb) / pooled.replace(0, np.nan)
+        rows = []
+        for f in features:
+            if not np.isfinite(d[f]) or abs(d[f]) < min_effect:
+                continue
+            lift = (float(ma[f] / pop[f]) if ratio_scale(f) and pop[f] > 0
+                    and np.isfinite(pop[f]) else None)
+            rows.append(Trait(f, label(f), float(ma[f]), float(mb[f]), float(pop[f]),
+                              float(d[f]), lift, "higher" if d[f] > 0 else "lower"))
+        rows.sort(key=lambda t: (-abs(t.effect_size), t.feature))
+        out[p] = rows[:top]
+    return out
+
+
+@dataclass
+class Rules:
+    """Readable rules per persona from a shallow surrogate tree."""
+
+    fidelity: float
+    depth: int
+    per_persona: dict[int, list[dict]]
+    persona_fidelity: dict[int, float]
+
+
+def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
+                    max_depth: int = 4, min_leaf_share: float = 0.01,
+                    random_state: int = 0) -> Rules:
+    """Fit a depth-limited tree on the original features that mimics the persona assignment."""
+    mask = labels >= 0
+    Xf = X.loc[mask, features].apply(pd.to_numeric, errors="coerce")
+    med = Xf.median()
+    Xf = Xf.fillna(med)
+    y = labels[mask]
+    tree = DecisionTreeClassifier(max_depth=max_depth,
+                                  min_samples_leaf=max(5, int(min_leaf_share * len(y))),
+                                  random_state=random_state).fit(Xf.to_numpy(), y)
+    pred = tree.predict(Xf.to_numpy())
+    fidelity = float((pred == y).mean())
+    per_fid = {int(p): float((pred[y == p] == p).mean()) for p in np.unique(y)}
+    return Rules(fidelity, int(tree.get_depth()), _leaf_rules(tree, features, y), per_fid)
+
+
+def _leaf_rules(tree: DecisionTreeClassifier, features: list[str],
+                y: np.ndarray) -> dict[int, list[dict]]:
+    t = tree.tree_
+    classes = tree.classes_
+    total = len(y)
+    out: dict[int, list[dict]] = {}
+
+    def walk(node: int, conds: list[tuple[str, str, float]]) -> None:
+        if t.children_left[node] == -1:
+            counts = t.value[node][0]
+            n = int(t.n_node_samples[node])
+            k = int(classes[int(np.argmax(counts))])
+            precision = float(counts.max() / counts.sum())
+            out.setdefault(k, []).append({
+                "conditions": [_cond_text(f, op, thr) for f, op, thr in _simplify(conds)],
+                "customers": n,
+                "coverage": n / total,
+                "precision": precision,
+            })
+            return
+        f = features[t.feature[node]]
+        thr = float(t.threshold[node])
+        walk(t.children_left[node], [*conds, (f, "<=", thr)])
+        walk(t.children_right[node], [*conds, (f, ">", thr)])
+
+    walk(0, [])
+    for k in out:
+        out[k].sort(key=lambda r: (-r["customers"] * r["precision"]))
+    return out
+
+
+def _simplify(conds: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:
+    """Keep the tightest bound per feature and direction (x <= 5 and x <= 3 -> x <= 3)."""
+    best: dict[tuple[str, str], float] = {}
+    for f, op, thr in conds:
+        key = (f, op)
+        if key not in best:
+            best[key] = thr
+        else:
+            best[key] = min(best[key], thr) if op == "<=" else max(best[key], thr)
+    return [(f, op, thr) for (f, op), thr in best.items()]
+
+
+def _cond_text(feature: str, op: str, thr: float) -> str:
+    try:
+        f = lookup(feature)
+        val = f.format(thr)
+    except KeyError:
+        val = f"{thr:,.2f}"
+    word = "at most" if op == "<=" else "over"
+    return f"{label(feature)} {word} {val}"

@@ -1,0 +1,133 @@
+"""Plain-language persona names and descriptions, built deterministically from the traits.
+
+A name is "<qualifier> <preference> <noun>", e.g. "Loyal high-value home shoppers": the
+qualifier comes from value, loyalty or lifecycle, the preference from the category or channel
+a persona over-indexes on, the noun from satisfaction or price sensitivity. The same profile
+always gets the same name, and names are made unique within a run by adding the next trait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX
+
+
+@dataclass
+class PersonaStats:
+    """What naming needs to know of one persona (ratios are persona mean / population mean)."""
+
+    index: int
+    share: float
+    ratios: dict[str, float]
+    means: dict[str, float]
+    pop_means: dict[str, float]
+    effects: dict[str, float]
+
+
+def _r(s: PersonaStats, f: str) -> float:
+    v = s.ratios.get(f)
+    return float(v) if v is not None and np.isfinite(v) else 1.0
+
+
+def _e(s: PersonaStats, f: str) -> float:
+    v = s.effects.get(f)
+    return float(v) if v is not None and np.isfinite(v) else 0.0
+
+
+def qualifiers(s: PersonaStats) -> list[str]:
+    """Value / loyalty / lifecycle words, strongest evidence first."""
+    cands: list[tuple[float, str]] = []
+    if _e(s, "recency_days") > 0.5 or _r(s, "churn_risk") > 1.5:
+        cands.append((max(_e(s, "recency_days"), 0.6), "lapsing"))
+    value = max(_e(s, "monetary"), _e(s, "clv_12m"), _e(s, "avg_order_value"))
+    if value > 0.5:
+        cands.append((value, "high-value"))
+    elif value < -0.5:
+        cands.append((-value * 0.8, "low-spend"))
+    loyal = max(_e(s, "frequency"), _e(s, "orders_per_month"))
+    if loyal > 0.5 and _e(s, "recency_days") < 0.3:
+        cands.append((loyal, "loyal"))
+    if _e(s, "tenure_days") < -0.6:
+        cands.append((-_e(s, "tenure_days"), "new"))
+    if _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5:
+        cands.append((max(_e(s, "discount_share"), _e(s, "coupon_redemptions")),
+                      "deal-seeking"))
+    if _e(s, "return_rate") > 0.5:
+        cands.append((_e(s, "return_rate"), "high-return"))
+    if _e(s, "nps_latest") < -0.5 or _e(s, "csat_mean") < -0.5:
+        cands.append((-min(_e(s, "nps_latest"), _e(s, "csat_mean")), "unhappy"))
+    if _e(s, "email_click_rate") > 0.6:
+        cands.append((_e(s, "email_click_rate") * 0.9, "engaged"))
+    cands.sort(key=lambda c: (-c[0], c[1]))
+    return [w for _, w in cands] or ["everyday"]
+
+
+def preferences(s: PersonaStats) -> list[str]:
+    """Category or channel the persona over-indexes on."""
+    prefs: list[tuple[float, str]] = []
+    for f in s.effects:
+        if f.startswith(CATEGORY_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
+            prefs.append((_e(s, f), f.removeprefix(CATEGORY_PREFIX).replace("_", " ")))
+        if f.startswith(CHANNEL_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
+            prefs.append((_e(s, f) * 0.9, f.removeprefix(CHANNEL_PREFIX) + "-first"))
+    if _e(s, "app_session_share") > 0.5:
+        prefs.append((_e(s, "app_session_share"), "app-first"))
+    prefs.sort(key=lambda p: (-p[0], p[1]))
+    return [p for _, p in prefs]
+
+
+def noun(s: PersonaStats) -> str:
+    if _e(s, "nps_latest") < -0.6:
+        return "critics"
+    if _e(s, "discount_share") > 0.8:
+        return "bargain hunters"
+    if _e(s, "category_diversity") > 0.6:
+        return "all-rounders"
+    return "shoppers"
+
+
+def make_names(stats: list[PersonaStats]) -> dict[int, str]:
+    """Unique, deterministic names for all personas of a run."""
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for s in sorted(stats, key=lambda x: (-x.share, x.index)):
+        q = qualifiers(s)
+        p = preferences(s)
+        n = noun(s)
+        options = []
+        for i in range(len(q)):
+            base = q[i]
+            if p:
+                options.append(f"{base} {p[0]} {n}")
+            options.append(f"{base} {n}")
+        for qi in q[:2]:
+            for pj in p[1:3]:
+                options.append(f"{qi} {pj} {n}")
+        if len(q) > 1:
+            options.append(f"{q[0]}, {q[1]} {n}")
+        chosen = next((o for o in options if o.lower() not in used), None)
+        if chosen is None:
+            k = 2
+            while f"{options[0]} ({k})".lower() in used:
+                k += 1
+            chosen = f"{options[0]} ({k})"
+        used.add(chosen.lower())
+        names[s.index] = chosen[0].upper() + chosen[1:]
+    return names
+
+
+def describe(name: str, share: float, size: int, trait_texts: list[str],
+             headline: dict[str, str]) -> str:
+    """Two sentences: who they are and what sets them apart."""
+    who = f"{name} are {share:.0%} of customers ({size:,})"
+    facts = [f"{k} {v}" for k, v in headline.items()]
+    first = who + (", with " + ", ".join(facts[:3]) if facts else "") + "."
+    if trait_texts:
+        second = "What sets them apart: " + "; ".join(t[0].lower() + t[1:]
+                                                     for t in trait_texts[:3]) + "."
+    else:
+        second = "They are close to the average customer on every feature."
+    return f"{first} {second}"

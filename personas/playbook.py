@@ -1,0 +1,130 @@
+"""The recommended-actions playbook: which marketing move fits which persona, and why.
+
+Each play has a trigger on the persona's traits (effect sizes versus everyone else and
+ratios to the population) and a plain-language reason naming the trait that fired it, so a
+marketer can see why the tool recommends it and overrule it. The plays follow the customer
+journey of the founding documents: onboard, reward, grow, win back, recover, delight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from personas.naming import PersonaStats
+
+
+@dataclass(frozen=True)
+class Play:
+    key: str
+    title: str
+    what: str
+    trigger: str
+    fires: Callable[[PersonaStats], tuple[bool, str]]
+
+
+def _e(s: PersonaStats, f: str) -> float:
+    v = s.effects.get(f)
+    return float(v) if v is not None and np.isfinite(v) else 0.0
+
+
+def _r(s: PersonaStats, f: str) -> float:
+    v = s.ratios.get(f)
+    return float(v) if v is not None and np.isfinite(v) else 1.0
+
+
+def _onboarding(s: PersonaStats) -> tuple[bool, str]:
+    ok = _e(s, "tenure_days") < -0.5 or _e(s, "frequency") < -0.6
+    return ok, (f"tenure {_r(s, 'tenure_days'):.1f}x and orders {_r(s, 'frequency'):.1f}x "
+                "the average: still early in the relationship")
+
+
+def _loyalty(s: PersonaStats) -> tuple[bool, str]:
+    ok = (_e(s, "frequency") > 0.5 or _e(s, "orders_per_month") > 0.5) and \
+        _e(s, "recency_days") < 0.2
+    return ok, f"buys {_r(s, 'frequency'):.1f}x as often as average and recently"
+
+
+def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
+    ok = _e(s, "category_diversity") < -0.4 and _e(s, "recency_days") < 0.5
+    return ok, (f"category diversity {_r(s, 'category_diversity'):.1f}x the average: "
+                "active but buying in few categories")
+
+
+def _win_back(s: PersonaStats) -> tuple[bool, str]:
+    ok = _e(s, "recency_days") > 0.5 or _r(s, "churn_risk") > 1.5
+    return ok, (f"days since last purchase {_r(s, 'recency_days'):.1f}x the average"
+                + (f", churn risk {_r(s, 'churn_risk'):.1f}x" if "churn_risk" in s.ratios
+                   else ""))
+
+
+def _service_recovery(s: PersonaStats) -> tuple[bool, str]:
+    nps = _e(s, "nps_latest")
+    ok = nps < -0.5 or _e(s, "support_contacts_365d") > 0.5 or _e(s, "return_rate") > 0.6
+    parts = []
+    if nps < -0.5:
+        parts.append(f"latest NPS {s.means.get('nps_latest', float('nan')):.1f} vs "
+                     f"{s.pop_means.get('nps_latest', float('nan')):.1f} overall")
+    if _e(s, "support_contacts_365d") > 0.5:
+        parts.append(f"support contacts {_r(s, 'support_contacts_365d'):.1f}x average")
+    if _e(s, "return_rate") > 0.6:
+        parts.append(f"return rate {_r(s, 'return_rate'):.1f}x average")
+    return ok, "; ".join(parts) or "satisfaction below average"
+
+
+def _surprise(s: PersonaStats) -> tuple[bool, str]:
+    v = max(_e(s, "monetary"), _e(s, "clv_12m"))
+    ok = v > 0.8
+    return ok, (f"net spend {_r(s, 'monetary'):.1f}x the average"
+                + (f", 12-month CLV {_r(s, 'clv_12m'):.1f}x" if "clv_12m" in s.ratios else ""))
+
+
+def _deal(s: PersonaStats) -> tuple[bool, str]:
+    ok = _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5
+    return ok, (f"discount share {_r(s, 'discount_share'):.1f}x the average"
+                if "discount_share" in s.ratios else "redeems coupons more than average")
+
+
+PLAYBOOK: tuple[Play, ...] = (
+    Play("service_recovery", "Service recovery",
+         "Reach out personally, fix the open issue, then ask again how we did.",
+         "detractor NPS, many support contacts or a high return rate", _service_recovery),
+    Play("win_back", "Win-back",
+         "A time-limited reason to return (new range, reminder of favourites); stop if "
+         "there is no response after two contacts.",
+         "long time since last purchase or high churn risk", _win_back),
+    Play("positive_surprise", "Positive surprise for the most valuable",
+         "An unexpected gift, early access or a personal thank-you, without a sales ask.",
+         "net spend or CLV far above average", _surprise),
+    Play("loyalty_reward", "Loyalty reward and thanks",
+         "Recognise the habit: points boost, tier upgrade or a thank-you note.",
+         "frequent and recent buying", _loyalty),
+    Play("cross_sell", "Personalised cross-sell",
+         "Recommend complementary categories based on what they already buy.",
+         "active buyers concentrated in few categories", _cross_sell),
+    Play("onboarding", "Onboarding journey",
+         "Welcome series: how to get the most out of the first purchases, second-order "
+         "incentive.", "short tenure or few orders so far", _onboarding),
+    Play("deal_alerts", "Deal alerts instead of blanket discounts",
+         "Target price-sensitive customers with alerts so full-price buyers are not "
+         "discounted.", "high discount share or coupon use", _deal),
+)
+
+
+def recommend(s: PersonaStats, limit: int = 3) -> list[dict[str, str]]:
+    """Plays that fire for a persona, in playbook order (most urgent first)."""
+    out = []
+    for play in PLAYBOOK:
+        fired, why = play.fires(s)
+        if fired:
+            out.append({"key": play.key, "title": play.title, "what": play.what,
+                        "because": why})
+        if len(out) >= limit:
+            break
+    if not out:
+        out.append({"key": "nurture", "title": "Nurture",
+                    "what": "Keep them in the regular newsletter; test content by category.",
+                    "because": "no trait far from the average"})
+    return out
