@@ -24,7 +24,11 @@ WEEK = 7.0
 
 
 def rfm_sql(as_of: date) -> str:
-    """Per-customer BTYD summary (weeks) of positive-value purchase days before ``as_of``."""
+    """Per-customer BTYD summary (weeks) of positive-value purchase days before ``as_of``.
+
+    T runs to the last day before ``as_of`` (the last day of the calibration period), as in
+    Fader, Hardie & Lee's CDNOW analysis and :func:`personas.btyd.rfm_summary`.
+    """
     d = f"DATE '{as_of.isoformat()}'"
     t = f"TIMESTAMPTZ '{as_of.isoformat()} 00:00:00+00'"
     return f"""
@@ -35,7 +39,7 @@ def rfm_sql(as_of: date) -> str:
     SELECT customer_id,
            count(*) - 1 AS frequency,
            date_diff('day', min(d), max(d)) / {WEEK} AS recency,
-           date_diff('day', min(d), {d}) / {WEEK} AS T,
+           date_diff('day', min(d), {d} - INTERVAL 1 DAY) / {WEEK} AS T,
            CASE WHEN count(*) > 1 THEN (sum(v) - arg_min(v, d)) / (count(*) - 1) ELSE 0 END
                AS monetary_value
     FROM days GROUP BY customer_id ORDER BY customer_id"""
@@ -57,17 +61,37 @@ def score_from_lake(con: duckdb.DuckDBPyConnection, as_of: date,
     bg = btyd.BetaGeoModel(penalizer=0.001).fit(f, r, T)
     gg = btyd.GammaGammaModel(penalizer=0.001).fit(f, m)
     p_alive = bg.probability_alive(f, r, T)
+    clv = btyd.customer_lifetime_value(bg, gg, f, r, T, m, months=12, time_unit="W",
+                                       annual_discount_rate=annual_discount_rate)
+    if gg.params_["q"] <= 1.0:
+        # Heavy-tailed spend (wholesalers): the Gamma-Gamma population mean p*v/(q-1) does not
+        # exist, so one-time buyers would get a negative value. Value them at the median repeat
+        # spend instead; repeat buyers keep their (finite) posterior mean.
+        log.warning("Gamma-Gamma q=%.3f <= 1: one-time buyers valued at the median spend",
+                    gg.params_["q"])
+        unit = float(np.median(m[f > 0]))
+        once = f == 0
+        clv[once] = unit * btyd.customer_lifetime_value(
+            bg, _UnitValue(), f[once], r[once], T[once], m[once], months=12, time_unit="W",
+            annual_discount_rate=annual_discount_rate)
     out = pd.DataFrame({
         "customer_id": rfm["customer_id"].astype(str),
         "p_alive": p_alive,
         "churn_risk": 1.0 - p_alive,
         "expected_purchases_90d": bg.conditional_expected_purchases(90 / WEEK, f, r, T),
         "expected_purchases_365d": bg.conditional_expected_purchases(365 / WEEK, f, r, T),
-        "clv_12m": btyd.customer_lifetime_value(bg, gg, f, r, T, m, months=12, time_unit="W",
-                                                annual_discount_rate=annual_discount_rate),
+        "clv_12m": clv,
     })
     for c in out.columns[1:]:
         out[c] = np.asarray(out[c], dtype="float64")
     out.attrs["bgnbd"] = bg.params_
     out.attrs["gamma_gamma"] = gg.params_
     return out
+
+
+class _UnitValue:
+    """Stands in for Gamma-Gamma to get discounted expected purchases (value 1 each)."""
+
+    def conditional_expected_average_value(self, frequency: np.ndarray,
+                                           monetary_value: np.ndarray) -> np.ndarray:
+        return np.ones(len(np.asarray(frequency)), dtype=float)
