@@ -44,6 +44,8 @@ class SegmentationConfig(_Strict):
     group_weights: Literal["balanced", "none"] | dict[str, float] = "balanced"
     include_groups: list[str] | None = None
     exclude_features: list[str] | None = None
+    categorical: list[str] | None = Field(
+        default=None, description="label features to one-hot encode, e.g. [age_band, region]")
     max_missing: float = Field(default=0.5, ge=0, le=1)
     min_stability: float = Field(default=0.8, ge=0, le=1)
     tolerance: float = Field(default=0.01, ge=0)

@@ -64,56 +64,60 @@ def discover(features_path: str | Path, runs_root: str | Path,
         "features": str(features_path), "as_of": catalog.get("as_of"),
         "data_fingerprint": catalog.get("lake_fingerprint"),
     })
-    seg = PersonaSegmenter(**cfg.segmenter_kwargs()).fit(X, progress=progress)
-    labels = seg.labels_
-    current = pd.Series(labels, index=X.index.astype(str))
-    previous = _previous(previous_dir)
-    if previous is not None:
-        prev_assign, prev_names, prev_run = previous
-        identity = ident.match(current, prev_assign, prev_names, prev_run)
-    else:
-        identity = ident.first_ids(labels)
-    chosen = seg.candidates_[seg.candidates_["chosen"]].iloc[0].to_dict()
-    model = {
-        "algorithm": seg.algorithm_, "k": int(seg.k_), "stability": seg.stability_,
-        "silhouette": chosen.get("silhouette"), "selection_rule": _RULE,
-        "features": list(seg.features_), "dropped_features": seg.dropped_features_,
-        "merged_small_clusters": {str(k): v for k, v in seg.merged_.items()},
-        "sample_size": int(min(cfg.sample_size, seg.n_profiled_)),
-        "random_state": cfg.random_state,
-        "candidates": seg.candidates_.replace({np.nan: None}).to_dict(orient="records"),
-    }
-    profiles, assignments = build_profiles(
-        X, labels, seg.confidence_, list(seg.features_), identity, seg.min_persona_size_,
-        model, str(catalog.get("as_of")), str(catalog.get("lake_fingerprint")),
-        rule_depth=cfg.rule_depth, seed=cfg.random_state)
-    (run_dir / "profiles.json").write_text(dumps(profiles), encoding="utf-8")
-    assignments.to_parquet(run_dir / "assignments.parquet", index=False)
-    seg.candidates_.to_csv(run_dir / "candidates.csv", index=False)
-    _write_json(run_dir / "identity.json", identity.to_json())
-    if previous is not None:
-        pid = pd.Series(assignments["persona_id"].to_numpy(), index=assignments["customer_id"])
-        ident.migration_matrix(pid, previous[0]).to_parquet(run_dir / "migration.parquet",
-                                                            index=False)
-    if progress:
-        progress("map", 0, 1)
-    prof_mask = labels >= 0
-    Z = np.zeros((len(X), 2))
-    if prof_mask.any():
-        Z = np.zeros((len(X), len(seg.features_)))
-        Z[prof_mask] = seg.transform(X.loc[prof_mask])
-    persona_map(X.index, Z, labels, assignments["persona_id"].to_numpy(),
-                cap=cfg.map_sample, seed=cfg.random_state).to_parquet(
-        run_dir / "map.parquet", index=False)
-    save_model(seg, run_dir / "model.skops")
-    metrics = {
-        "model": {k: v for k, v in model.items() if k != "candidates"},
-        "candidates": model["candidates"], "rules": profiles["rules"],
-        "customers": len(X), "profiled": int(prof_mask.sum()),
-        "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    _write_json(run_dir / "metrics.json", metrics)
+    try:
+        seg = PersonaSegmenter(**cfg.segmenter_kwargs()).fit(X, progress=progress)
+        labels = seg.labels_
+        current = pd.Series(labels, index=X.index.astype(str))
+        previous = _previous(previous_dir)
+        if previous is not None:
+            prev_assign, prev_names, prev_run = previous
+            identity = ident.match(current, prev_assign, prev_names, prev_run)
+        else:
+            identity = ident.first_ids(labels)
+        chosen = seg.candidates_[seg.candidates_["chosen"]].iloc[0].to_dict()
+        model = {
+            "algorithm": seg.algorithm_, "k": int(seg.k_), "stability": seg.stability_,
+            "silhouette": chosen.get("silhouette"), "selection_rule": _RULE,
+            "features": list(seg.features_), "dropped_features": seg.dropped_features_,
+            "merged_small_clusters": {str(k): v for k, v in seg.merged_.items()},
+            "sample_size": int(min(cfg.sample_size, seg.n_profiled_)),
+            "random_state": cfg.random_state,
+            "candidates": seg.candidates_.replace({np.nan: None}).to_dict(orient="records"),
+        }
+        profiles, assignments = build_profiles(
+            X, labels, seg.confidence_, list(seg.features_), identity, seg.min_persona_size_,
+            model, str(catalog.get("as_of")), str(catalog.get("lake_fingerprint")),
+            rule_depth=cfg.rule_depth, seed=cfg.random_state)
+        (run_dir / "profiles.json").write_text(dumps(profiles), encoding="utf-8")
+        assignments.to_parquet(run_dir / "assignments.parquet", index=False)
+        seg.candidates_.to_csv(run_dir / "candidates.csv", index=False)
+        _write_json(run_dir / "identity.json", identity.to_json())
+        if previous is not None:
+            pid = pd.Series(assignments["persona_id"].to_numpy(), index=assignments["customer_id"])
+            ident.migration_matrix(pid, previous[0]).to_parquet(run_dir / "migration.parquet",
+                                                                index=False)
+        if progress:
+            progress("map", 0, 1)
+        prof_mask = labels >= 0
+        Z = np.zeros((len(X), 2))
+        if prof_mask.any():
+            Z = np.zeros((len(X), len(seg.features_)))
+            Z[prof_mask] = seg.transform(X.loc[prof_mask])
+        persona_map(X.index, Z, labels, assignments["persona_id"].to_numpy(),
+                    cap=cfg.map_sample, seed=cfg.random_state).to_parquet(
+            run_dir / "map.parquet", index=False)
+        save_model(seg, run_dir / "model.skops")
+        metrics = {
+            "model": {k: v for k, v in model.items() if k != "candidates"},
+            "candidates": model["candidates"], "rules": profiles["rules"],
+            "customers": len(X), "profiled": int(prof_mask.sum()),
+            "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        _write_json(run_dir / "metrics.json", metrics)
+    except BaseException as e:
+        _update_run(run_dir, status="failed", error=f"{type(e).__name__}: {e}")
+        raise
     _update_run(run_dir, status="discovered")
     return DiscoverResult(run_dir, int(seg.k_), seg.algorithm_, float(seg.stability_),
                           float(profiles["rules"]["fidelity"]), time.perf_counter() - t0)
@@ -147,7 +151,7 @@ def load_model(path: str | Path) -> PersonaSegmenter:
 
     untrusted = sio.get_untrusted_types(file=path)
     unknown = [t for t in untrusted if t not in TRUSTED and not t.startswith(
-        ("sklearn.", "numpy.", "builtins.", "scipy."))]
+        ("sklearn.", "skrub.", "numpy.", "builtins.", "scipy."))]
     if unknown:
         raise ValueError(f"{path}: refuses to load unexpected types {unknown}")
     seg = sio.load(path, trusted=untrusted)

@@ -115,6 +115,7 @@ def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
                     random_state: int = 0) -> Rules:
     """Fit a depth-limited tree on the original features that mimics the persona assignment."""
     mask = labels >= 0
+    features = [f for f in features if pd.api.types.is_numeric_dtype(X[f])]
     Xf = X.loc[mask, features].apply(pd.to_numeric, errors="coerce")
     med = Xf.median()
     Xf = Xf.fillna(med)

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, QuantileTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, QuantileTransformer
 from skrub import SquashingScaler
 
 from personas.features.catalog import lookup
@@ -37,6 +37,11 @@ class FeatureChoice:
     skewed: list[str]
     dropped: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    categorical: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
 
 
 def choose_features(
@@ -44,8 +49,13 @@ def choose_features(
     include_groups: list[str] | None = None,
     exclude: list[str] | None = None,
     max_missing: float = 0.5,
+    categorical: list[str] | None = None,
 ) -> FeatureChoice:
-    """Numeric catalogue features flagged for segmentation that carry information here."""
+    """Numeric catalogue features flagged for segmentation that carry information here.
+
+    ``categorical`` opts in label columns (e.g. ``age_band``, ``region``): they are one-hot
+    encoded and weighted as one group each, so a 12-level band counts like one feature.
+    """
     dropped: dict[str, str] = {}
     numeric: list[str] = []
     groups: dict[str, str] = {}
@@ -73,10 +83,24 @@ def choose_features(
             continue
         numeric.append(c)
         groups[c] = f.group
+    cats: list[str] = []
+    for c in categorical or []:
+        if c not in X.columns:
+            dropped[c] = "not in the features (its table is absent)"
+            continue
+        col = X[c]
+        if col.isna().mean() > max_missing:
+            dropped[c] = f"{col.isna().mean():.0%} missing (over {max_missing:.0%})"
+            continue
+        if col.nunique(dropna=True) <= 1:
+            dropped[c] = "no variance"
+            continue
+        cats.append(c)
+        groups[c] = f"categorical:{c}"
     skewed = [c for c in numeric if _is_skewed(pd.to_numeric(X[c], errors="coerce"))]
     for c, why in dropped.items():
         log.info("feature %s not used for segmentation: %s", c, why)
-    return FeatureChoice(numeric, skewed, dropped, groups)
+    return FeatureChoice(numeric, skewed, dropped, groups, cats)
 
 
 def _is_skewed(s: pd.Series) -> bool:
@@ -94,25 +118,39 @@ class GroupWeights(TransformerMixin, BaseEstimator):
     """Multiply columns by weights so that each feature group has the same total weight.
 
     A group of n columns gets 1/sqrt(n) per column: its contribution to squared Euclidean
-    distances then equals that of a single column, whatever n is.
+    distances then equals that of a single column, whatever n is. Input is the column
+    transformer's DataFrame output, so one-hot columns (``<feature>_<level>``) are matched
+    to their feature's group by name.
     """
 
-    def __init__(self, groups: list[str] | None = None, weights: dict[str, float] | None = None):
-        self.groups = groups
+    def __init__(self, column_groups: dict[str, str] | None = None,
+                 weights: dict[str, float] | None = None):
+        self.column_groups = column_groups
         self.weights = weights
 
-    def fit(self, X: np.ndarray, y: object = None) -> GroupWeights:
-        groups = self.groups or ["all"] * X.shape[1]
+    def fit(self, X: pd.DataFrame, y: object = None) -> GroupWeights:
+        names = [str(c) for c in getattr(X, "columns", range(X.shape[1]))]
+        groups = [self._group_of(n) for n in names]
         counts = pd.Series(groups).value_counts()
         w = np.array([1.0 / np.sqrt(counts[g]) for g in groups])
         if self.weights:
             w = w * np.array([self.weights.get(g, 1.0) for g in groups])
         self.weights_ = w
+        self.groups_ = groups
         self.n_features_in_ = X.shape[1]
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(X, dtype=float) * self.weights_
+
+    def _group_of(self, name: str) -> str:
+        cg = self.column_groups or {}
+        if name in cg:
+            return cg[name]
+        for col, g in cg.items():
+            if g.startswith("categorical:") and name.startswith(col + "_"):
+                return g
+        return "other"
 
 
 def make_preprocessor(choice: FeatureChoice, transform: str = "log",
@@ -141,10 +179,17 @@ def make_preprocessor(choice: FeatureChoice, transform: str = "log",
             ("impute", SimpleImputer(strategy="median")),
             ("scale", SquashingScaler(max_absolute_value=3.0)),
         ]), plain))
-    order = skewed + plain
+    for c in choice.categorical:
+        parts.append((f"cat_{c}", Pipeline([
+            ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
+            ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=0.01,
+                                     sparse_output=False)),
+        ]), [c]))
     ct = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
-    steps: list[tuple[str, object]] = [("columns", ct)]
-    if group_weights == "balanced" or isinstance(group_weights, dict):
-        weights = group_weights if isinstance(group_weights, dict) else None
-        steps.append(("weights", GroupWeights([choice.groups[c] for c in order], weights)))
-    return Pipeline(steps)
+    ct.set_output(transform="pandas")
+    weights = group_weights if isinstance(group_weights, dict) else None
+    if group_weights == "none":
+        weights, cg = None, {c: c for c in choice.columns}  # every column its own group
+    else:
+        cg = dict(choice.groups)
+    return Pipeline([("columns", ct), ("weights", GroupWeights(cg, weights))])

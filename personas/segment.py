@@ -53,7 +53,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
     min_persona_size : int or None
         Clusters smaller than this are merged into their nearest persona. Default:
         max(50, 1% of the profiled customers).
-    skew, group_weights, include_groups, exclude_features, max_missing
+    skew, group_weights, include_groups, exclude_features, categorical, max_missing
         Preprocessing options ("log", "quantile" or "none" for skewed features), see
         :mod:`personas.preprocess`.
     min_stability, tolerance
@@ -93,6 +93,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         group_weights: str | dict[str, float] = "balanced",
         include_groups: list[str] | None = None,
         exclude_features: list[str] | None = None,
+        categorical: list[str] | None = None,
         max_missing: float = 0.5,
         min_stability: float = 0.8,
         tolerance: float = 0.01,
@@ -109,6 +110,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         self.group_weights = group_weights
         self.include_groups = include_groups
         self.exclude_features = exclude_features
+        self.categorical = categorical
         self.max_missing = max_missing
         self.min_stability = min_stability
         self.tolerance = tolerance
@@ -123,11 +125,11 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         profiled = self._profiled_mask(X)
         Xp = X.loc[profiled]
         choice = choose_features(Xp, self.include_groups, self.exclude_features,
-                                 self.max_missing)
+                                 self.max_missing, self.categorical)
         if not choice.numeric:
             raise NotEnoughDataError("no usable numeric feature to segment on: "
                                      f"dropped {choice.dropped}")
-        self.features_ = choice.numeric
+        self.features_ = choice.columns
         self.dropped_features_ = choice.dropped
         self.feature_groups_ = choice.groups
         min_size = self._min_size(len(Xp))

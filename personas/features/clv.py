@@ -9,6 +9,7 @@ counts repeat days, time is in weeks.
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import date
 
 import duckdb
@@ -59,7 +60,9 @@ def score_from_lake(con: duckdb.DuckDBPyConnection, as_of: date,
     T = rfm["T"].to_numpy(float)
     m = rfm["monetary_value"].to_numpy(float)
     bg = btyd.BetaGeoModel(penalizer=0.001).fit(f, r, T)
-    gg = btyd.GammaGammaModel(penalizer=0.001).fit(f, m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # q <= 1 is handled below
+        gg = btyd.GammaGammaModel(penalizer=0.001).fit(f, m)
     p_alive = bg.probability_alive(f, r, T)
     clv = btyd.customer_lifetime_value(bg, gg, f, r, T, m, months=12, time_unit="W",
                                        annual_discount_rate=annual_discount_rate)

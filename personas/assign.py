@@ -1,0 +1,79 @@
+"""Score customers with a published persona model (new customers, prospects, a CRM extract).
+
+The input is a features table (as written by ``build_features``, or any table with the model's
+feature columns). Customers with enough history get a persona and a confidence; the others get
+an explicit "not yet profiled" group, never a silent guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from personas.discover import load_model
+from personas.errors import PersonasError
+from personas.segment import NOT_PROFILED
+
+
+@dataclass
+class AssignResult:
+    out: Path
+    counts: dict[str, int]
+
+    def summary(self) -> str:
+        lines = [f"assigned {sum(self.counts.values()):,} customers -> {self.out}"]
+        lines += [f"  {k:<40} {v:>10,}" for k, v in self.counts.items()]
+        return "\n".join(lines)
+
+
+def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
+    """Persona id, name, confidence per customer (index: customer_id)."""
+    run_dir = Path(run_dir)
+    model_path = run_dir / "model.skops"
+    if not model_path.exists():
+        raise PersonasError(f"{run_dir}: no model.skops; publish a run first (personas refresh)")
+    seg = load_model(model_path)
+    profiles = json.loads((run_dir / "profiles.json").read_text(encoding="utf-8"))
+    by_index = {p["index"]: (p["id"], p["name"]) for p in profiles["personas"]}
+    missing = [c for c in seg.features_ if c not in X.columns]
+    if missing:
+        raise PersonasError(
+            f"the input lacks feature column(s) {', '.join(missing)} that the model uses; "
+            "compute them with `personas features` over a lake with the same tables")
+    labels, conf = seg.assign(X)
+    ids, names = [], []
+    for lab in labels:
+        if lab >= 0:
+            pid, name = by_index[int(lab)]
+        else:
+            pid, name = NOT_PROFILED[int(lab)]
+        ids.append(pid)
+        names.append(name)
+    return pd.DataFrame({"persona_id": ids, "persona_name": names, "confidence": conf,
+                         "profiled": labels >= 0}, index=X.index)
+
+
+def assign_file(path: str | Path, run_dir: str | Path, out: str | Path | None = None
+                ) -> AssignResult:
+    """Read a features file (.parquet or .csv), assign, write the result beside it."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        X = pd.read_csv(path, dtype={"customer_id": str})
+    elif path.suffix in (".parquet", ".pq"):
+        X = pd.read_parquet(path)
+    else:
+        raise PersonasError(f"{path.name}: expected a .parquet or .csv features table")
+    if "customer_id" not in X.columns:
+        raise PersonasError(f"{path.name}: needs a customer_id column")
+    X = X.set_index("customer_id")
+    res = assign_frame(X, run_dir).reset_index()
+    out = Path(out) if out else path.with_name(path.stem + ".personas.parquet")
+    if out.suffix == ".csv":
+        res.to_csv(out, index=False)
+    else:
+        res.to_parquet(out, index=False)
+    counts = res.groupby(["persona_id", "persona_name"]).size()
+    return AssignResult(out, {f"{i} {n}": int(c) for (i, n), c in counts.items()})
