@@ -139,6 +139,7 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
     assert {"rfm", "order", "returns", "category", "channel", "engagement", "satisfaction",
             "loyalty", "clv", "value", "profile"} <= groups
     assert X.index.is_unique and len(X) == fs.customers
+    assert "as_of" not in X.columns  # the folder name must not leak in as a column
     for c in ("email_open_rate", "email_click_rate", "return_rate", "p_alive", "churn_risk"):
         s = X[c].dropna()
         assert ((s >= 0) & (s <= 1.000001)).all(), c

@@ -97,14 +97,16 @@ def build_features(lake: Lake | str | Path, as_of: date | str | None, out_root: 
             keep = [c for c in scores.columns if c != "customer_id"]
             tmp2 = out_dir / ".features.clv.tmp.parquet"
             con.execute(
-                f"COPY (SELECT f.*, {', '.join('c.' + k for k in keep)} FROM '{_q(tmp)}' f "
+                f"COPY (SELECT f.*, {', '.join('c.' + k for k in keep)} FROM "
+                f"read_parquet('{_q(tmp)}', hive_partitioning = false) f "
                 f"LEFT JOIN clv_scores c USING (customer_id) ORDER BY f.customer_id) "
                 f"TO '{_q(tmp2)}' (FORMAT parquet, COMPRESSION zstd)"
             )
             tmp.unlink()
             tmp2.rename(tmp)
             columns += keep
-    n = con.execute(f"SELECT count(*) FROM '{_q(tmp)}'").fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
+                    ).fetchone()[0]
     tmp.replace(final)
     cat = catalog_json(ctx, columns, n, lake)
     catalog_path = out_dir / "catalog.json"
@@ -115,10 +117,13 @@ def build_features(lake: Lake | str | Path, as_of: date | str | None, out_root: 
 
 def load_features(path: str | Path) -> pd.DataFrame:
     """Read a features.parquet (or its folder) into a DataFrame indexed by customer_id."""
+    import pyarrow.parquet as pq
+
     p = Path(path)
     if p.is_dir():
         p = p / "features.parquet"
-    return pd.read_parquet(p).set_index("customer_id")
+    # read the file alone: pyarrow would otherwise turn the folder name as_of=... into a column
+    return pq.ParquetFile(p).read().to_pandas().set_index("customer_id")
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> date:

@@ -1,0 +1,189 @@
+"""Feature benchmark: DuckDB over the lake vs a straightforward pandas groupby, same features.
+
+    uv run python benchmarks/bench_features.py                 # 1M customers, ~20M order lines
+    uv run python benchmarks/bench_features.py --customers 100000 --skip-100m   # quick check
+    uv run python benchmarks/bench_features.py --lines-100m     # also 100M lines, 2 GB limit
+
+Each contender runs in its own subprocess so its peak RSS is measured alone
+(``ru_maxrss`` of the child). The pandas baseline computes the same transaction, event and
+feedback features and the script checks that both agree on every customer before it prints
+timings: a faster wrong answer would not count. Targets (issue 4): DuckDB <= 20 s and
+<= 3 GB at 1M customers / 20M lines, at least 3x faster than pandas with at most half its
+peak memory; at 100M lines with a 2 GB engine limit the features still complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("PERSONAS_BENCH_DIR", "/tmp/personas-bench"))
+
+
+_PEAK = ("\nimport resource as _r, json as _j\n"
+         "print(_j.dumps({'peak_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))\n")
+
+
+def _child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter; return its JSON result, wall time and peak RSS.
+
+    The peak is the child's own ``ru_maxrss`` (whole process: Python plus DuckDB's native
+    memory), printed by the child itself, so each contender is measured alone.
+    """
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code + _PEAK, *args], capture_output=True,
+                         text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    lines = out.stdout.strip().splitlines()
+    res = json.loads(lines[-2])
+    res.update(wall_s=round(wall, 2), peak_rss_mb=round(json.loads(lines[-1])["peak_kb"] / 1024))
+    return res
+
+
+PREPARE = r"""
+import json, os, sys, glob
+os.environ.setdefault("PERSONAS_PII_KEY", "bench-only")
+from personas.synthetic import generate
+from personas.ingest import ingest
+raw, lake, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if not os.path.exists(os.path.join(raw, "meta.json")):
+    generate(raw, customers=n, seed=0)
+if not os.path.exists(os.path.join(lake, "_manifest")):
+    files = sorted(glob.glob(os.path.join(raw, "*.gz")))
+    ingest(files, "demo", lake)
+from personas.lake import Lake
+print(json.dumps(Lake(lake).counts()))
+"""
+
+DUCKDB = r"""
+import json, sys
+from personas.features import build_features
+lake, out, as_of, mem = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+fs = build_features(lake, as_of, out, memory_limit=None if mem == "-" else mem,
+                    clv=sys.argv[5] == "1")
+print(json.dumps({"customers": fs.customers, "features": len(fs.columns),
+                  "inner_s": round(fs.seconds, 2), "path": str(fs.path)}))
+"""
+
+PANDAS = r"""
+import json, sys, time
+sys.path.insert(0, "benchmarks")
+from pandas_baseline import features_pandas
+lake, out, as_of = sys.argv[1], sys.argv[2], sys.argv[3]
+t = time.perf_counter()
+df = features_pandas(lake, as_of)
+df.to_parquet(out)
+print(json.dumps({"customers": len(df), "features": df.shape[1],
+                  "inner_s": round(time.perf_counter() - t, 2), "path": out}))
+"""
+
+COMPARE = r"""
+import json, sys
+import numpy as np, pandas as pd
+a = pd.read_parquet(sys.argv[1]).set_index("customer_id")
+b = pd.read_parquet(sys.argv[2])
+b.index = b.index.astype(str)
+cols = [c for c in b.columns if c in a.columns]
+a = a.loc[b.index, cols]
+bad = {}
+for c in cols:
+    x, y = a[c].to_numpy(float), b[c].to_numpy(float)
+    both = np.isfinite(x) & np.isfinite(y)
+    same_missing = (np.isfinite(x) == np.isfinite(y)).all()
+    close = np.allclose(x[both], y[both], rtol=1e-6, atol=1e-6)
+    if not (same_missing and close):
+        bad[c] = int((~np.isclose(x, y, rtol=1e-6, atol=1e-6, equal_nan=True)).sum())
+print(json.dumps({"compared_features": len(cols), "customers": len(b), "mismatches": bad}))
+"""
+
+REPLICATE = r"""
+import json, sys, duckdb
+from pathlib import Path
+src, dst, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from personas.lake import Lake
+con = Lake(src).connect()
+Path(dst).mkdir(parents=True, exist_ok=True)
+for t in ("transactions", "customers", "events", "feedback"):
+    out = Path(dst) / f"{t}.parquet"
+    if out.exists():
+        continue
+    union = " UNION ALL ".join(
+        f"SELECT * REPLACE (customer_id || '-{i}' AS customer_id) FROM {t}" for i in range(times))
+    con.execute(f"COPY ({union}) TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
+print(json.dumps({t: duckdb.sql(f"SELECT count(*) FROM '{Path(dst) / (t + '.parquet')}'")
+                  .fetchone()[0] for t in ("transactions", "events")}))
+"""
+
+DUCKDB_FILES = r"""
+import json, sys, time
+from datetime import date
+from personas.lake import connect
+from personas.features.sql import probe, feature_query
+src, out, as_of, mem = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+con = connect(memory_limit=mem, threads=2, temp_directory=out + ".spill")
+for t in ("transactions", "customers", "events", "feedback"):
+    con.execute(f"CREATE VIEW {t} AS SELECT * FROM '{src}/{t}.parquet'")
+t0 = time.perf_counter()
+ctx = probe(con, date.fromisoformat(as_of), {"transactions", "customers", "events", "feedback"})
+sql, cols = feature_query(ctx)
+con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+n = con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
+print(json.dumps({"customers": n, "features": len(cols),
+                  "inner_s": round(time.perf_counter() - t0, 2)}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--as-of", default="2025-01-01")
+    ap.add_argument("--lines-100m", action="store_true",
+                    help="also run 100M order lines (5x replicated) with a 2 GB engine limit")
+    ap.add_argument("--skip-pandas", action="store_true")
+    args = ap.parse_args()
+    base = CACHE / f"c{args.customers}"
+    raw, lake = base / "raw", base / "lake"
+    print(f"preparing {args.customers:,} customers in {base} (cached between runs) ...",
+          flush=True)
+    counts = _child(PREPARE, str(raw), str(lake), str(args.customers))
+    print(json.dumps({k: v for k, v in counts.items() if k in
+                      ("transactions", "customers", "events", "feedback")}))
+    rows = []
+    duck = _child(DUCKDB, str(lake), str(base / "features"), args.as_of, "-", "0")
+    rows.append(("duckdb (SQL over the lake)", duck))
+    duck_clv = _child(DUCKDB, str(lake), str(base / "features_clv"), args.as_of, "-", "1")
+    rows.append(("duckdb + BG/NBD/Gamma-Gamma CLV", duck_clv))
+    if not args.skip_pandas:
+        pd_out = str(base / "features_pandas.parquet")
+        pand = _child(PANDAS, str(lake), pd_out, args.as_of)
+        rows.append(("pandas groupby baseline", pand))
+        cmp_ = _child(COMPARE, duck["path"], pd_out)
+        print(f"agreement: {cmp_['compared_features']} features x {cmp_['customers']:,} "
+              f"customers, mismatches: {cmp_['mismatches'] or 'none'}")
+    print(f"\n{'contender':<36} {'customers':>10} {'feat':>5} {'wall s':>8} {'peak MB':>8}")
+    for name, r in rows:
+        print(f"{name:<36} {r['customers']:>10,} {r['features']:>5} {r['wall_s']:>8.1f} "
+              f"{r['peak_rss_mb']:>8,}")
+    if not args.skip_pandas:
+        print(f"\nspeed-up vs pandas: {pand['wall_s'] / duck['wall_s']:.1f}x; "
+              f"memory: {duck['peak_rss_mb'] / pand['peak_rss_mb']:.0%} of pandas")
+    if args.lines_100m:
+        rep = base / "x5"
+        info = _child(REPLICATE, str(lake), str(rep), "5")
+        print(f"\n100M-line data (5x replicated): {info}")
+        big = _child(DUCKDB_FILES, str(rep), str(base / "features_100m.parquet"), args.as_of,
+                     "2GB")
+        print(f"duckdb, memory_limit 2GB: {big['customers']:,} customers in {big['wall_s']} s, "
+              f"peak RSS {big['peak_rss_mb']:,} MB")
+
+
+if __name__ == "__main__":
+    main()
