@@ -41,14 +41,14 @@ class SegmentationConfig(_Strict):
     min_persona_size: int | None = Field(
         default=None, description="default: max(50, 1% of profiled customers)")
     skew: Literal["log", "quantile", "none"] = "log"
-    group_weights: Literal["balanced", "none"] | dict[str, float] = "balanced"
+    group_weights: Literal["balanced", "none"] | dict[str, float] = "none"
     include_groups: list[str] | None = None
     exclude_features: list[str] | None = None
     categorical: list[str] | None = Field(
         default=None, description="label features to one-hot encode, e.g. [age_band, region]")
-    max_missing: float = Field(default=0.5, ge=0, le=1)
+    max_missing: float = Field(default=0.8, ge=0, le=1)
     min_stability: float = Field(default=0.8, ge=0, le=1)
-    tolerance: float = Field(default=0.01, ge=0)
+    tolerance: float = Field(default=0.02, ge=0)
     random_state: int = 0
     rule_depth: int = Field(default=4, ge=1, le=8)
     map_sample: int = Field(default=20_000, ge=100)

@@ -125,12 +125,12 @@ def discover(features_path: str | Path, runs_root: str | Path,
 
 _RULE = ("keep candidates with bootstrap stability >= min_stability (all if none) and no "
          "persona below the minimum size; take the highest silhouette; among those within "
-         "tolerance of it prefer fewer personas, then higher stability")
+         "a relative tolerance of it (default 2%) prefer fewer personas, then higher stability")
 
 TRUSTED = [
     "personas.segment.PersonaSegmenter", "personas.selection.Fitted",
     "personas.preprocess.GroupWeights", "personas.preprocess.signed_log1p",
-    "skrub._squashing_scaler.SquashingScaler",
+    "personas.preprocess.soft_clip",
 ]
 
 
@@ -151,7 +151,7 @@ def load_model(path: str | Path) -> PersonaSegmenter:
 
     untrusted = sio.get_untrusted_types(file=path)
     unknown = [t for t in untrusted if t not in TRUSTED and not t.startswith(
-        ("sklearn.", "skrub.", "numpy.", "builtins.", "scipy."))]
+        ("sklearn.", "numpy.", "builtins.", "scipy."))]
     if unknown:
         raise ValueError(f"{path}: refuses to load unexpected types {unknown}")
     seg = sio.load(path, trusted=untrusted)

@@ -90,13 +90,13 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         min_orders: int = 2,
         min_persona_size: int | None = None,
         skew: str = "log",
-        group_weights: str | dict[str, float] = "balanced",
+        group_weights: str | dict[str, float] = "none",
         include_groups: list[str] | None = None,
         exclude_features: list[str] | None = None,
         categorical: list[str] | None = None,
-        max_missing: float = 0.5,
+        max_missing: float = 0.8,
         min_stability: float = 0.8,
-        tolerance: float = 0.01,
+        tolerance: float = 0.02,
         random_state: int = 0,
     ):
         self.k = k
