@@ -23,6 +23,7 @@ from personas import identity as ident
 from personas.config import SegmentationConfig
 from personas.embed import persona_map
 from personas.features import load_features
+from personas.features.catalog import display_names
 from personas.profiles import build_profiles, dumps
 from personas.segment import PersonaSegmenter
 
@@ -87,7 +88,8 @@ def discover(features_path: str | Path, runs_root: str | Path,
         profiles, assignments = build_profiles(
             X, labels, seg.confidence_, list(seg.features_), identity, seg.min_persona_size_,
             model, str(catalog.get("as_of")), str(catalog.get("lake_fingerprint")),
-            rule_depth=cfg.rule_depth, seed=cfg.random_state)
+            rule_depth=cfg.rule_depth, seed=cfg.random_state,
+            display=display_names(catalog))
         (run_dir / "profiles.json").write_text(dumps(profiles), encoding="utf-8")
         assignments.to_parquet(run_dir / "assignments.parquet", index=False)
         seg.candidates_.to_csv(run_dir / "candidates.csv", index=False)

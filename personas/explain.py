@@ -1,9 +1,11 @@
 """Why a customer is in a persona: distinguishing traits and short rules with stated accuracy.
 
-Traits compare each persona with everyone else on the original (unscaled) features:
-the standardised difference (Cohen's d with the pooled standard deviation) says how far apart
-they are in units a statistician trusts, and the lift (persona mean / population mean) says it
-in units a marketer reads ("2.3x the average order value").
+Traits compare each persona with the other personas: the standardised difference (Cohen's d
+with the pooled standard deviation) says how far apart they are in units a statistician
+trusts, and the lift (persona mean / population mean) says it in units a marketer reads
+("2.3x the average order value"). Effect sizes are computed on the scale the clustering sees
+(heavy-tailed features log-transformed), so a handful of wholesalers cannot inflate the
+standard deviation and hide a real difference; the means shown stay in the original units.
 
 Rules come from shallow decision trees trained to reproduce the assignment, one per persona
 ("in this persona or not"): a card then reads "customers who ... and ... are P3", and each
@@ -71,7 +73,8 @@ def ratio_scale(feature: str) -> bool:
 
 
 def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
-           top: int = 6, min_effect: float = 0.2) -> dict[int, list[Trait]]:
+           top: int = 6, min_effect: float = 0.2,
+           names: dict[str, str] | None = None) -> dict[int, list[Trait]]:
     """The features that most set each persona apart from the other profiled customers.
 
     Customers not profiled (labels < 0) are left out of both sides of the comparison: a
@@ -83,25 +86,41 @@ def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
     features = trait_features(features)
     num = X[features].apply(pd.to_numeric, errors="coerce")
     pop = num.mean()
+    tamed = effect_scale(num)
     for p in sorted(int(v) for v in np.unique(labels) if v >= 0):
         inside = labels == p
-        a, b = num[inside], num[~inside]
-        ma, mb = a.mean(), b.mean()
-        va, vb = a.var(ddof=1), b.var(ddof=1)
-        na, nb = a.notna().sum(), b.notna().sum()
-        pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2).clip(lower=1))
-        d = (ma - mb) / pooled.replace(0, np.nan)
+        ma, mb = num[inside].mean(), num[~inside].mean()
+        d = cohens_d(tamed[inside], tamed[~inside])
         rows = []
         for f in features:
             if not np.isfinite(d[f]) or abs(d[f]) < min_effect:
                 continue
             lift = (float(ma[f] / pop[f]) if ratio_scale(f) and pop[f] > 0
                     and np.isfinite(pop[f]) else None)
-            rows.append(Trait(f, label(f), float(ma[f]), float(mb[f]), float(pop[f]),
+            rows.append(Trait(f, label(f, names), float(ma[f]), float(mb[f]), float(pop[f]),
                               float(d[f]), lift, "higher" if d[f] > 0 else "lower"))
         rows.sort(key=lambda t: (-abs(t.effect_size), t.feature))
         out[p] = rows[:top]
     return out
+
+
+def effect_scale(num: pd.DataFrame) -> pd.DataFrame:
+    """Signed log of heavy-tailed columns (as in preprocessing), others unchanged."""
+    from personas.preprocess import _is_skewed, signed_log1p
+
+    out = num.copy()
+    for c in num.columns:
+        if _is_skewed(num[c]):
+            out[c] = signed_log1p(num[c].to_numpy(dtype=float))
+    return out
+
+
+def cohens_d(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    """Standardised mean difference per column with the pooled standard deviation."""
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+    na, nb = a.notna().sum(), b.notna().sum()
+    pooled = np.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2).clip(lower=1))
+    return (a.mean() - b.mean()) / pooled.replace(0, np.nan)
 
 
 @dataclass
@@ -116,7 +135,7 @@ class Rules:
 
 def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
                     max_depth: int = 4, min_leaf_share: float = 0.005,
-                    random_state: int = 0) -> Rules:
+                    random_state: int = 0, names: dict[str, str] | None = None) -> Rules:
     """Depth-limited trees on the original features that mimic the persona assignment."""
     mask = labels >= 0
     features = [f for f in features if pd.api.types.is_numeric_dtype(X[f])]
@@ -135,14 +154,15 @@ def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
         depth = max(depth, int(tree.get_depth()))
         pos = list(tree.classes_).index(True) if True in tree.classes_ else None
         proba[:, j] = tree.predict_proba(Xf)[:, pos] if pos is not None else 0.0
-        per_persona[k] = _leaf_rules(tree, features, int(target.sum()))
+        per_persona[k] = _leaf_rules(tree, features, int(target.sum()), names)
     placed = np.asarray(ks)[proba.argmax(axis=1)]
     fidelity = float((placed == y).mean())
     per_fid = {k: float((placed[y == k] == k).mean()) for k in ks}
     return Rules(fidelity, depth, per_persona, per_fid)
 
 
-def _leaf_rules(tree: DecisionTreeClassifier, features: list[str], members: int) -> list[dict]:
+def _leaf_rules(tree: DecisionTreeClassifier, features: list[str], members: int,
+                names: dict[str, str] | None = None) -> list[dict]:
     """Leaves where the persona is the majority, as condition lists, best first."""
     t = tree.tree_
     classes = list(tree.classes_)
@@ -158,7 +178,8 @@ def _leaf_rules(tree: DecisionTreeClassifier, features: list[str], members: int)
             precision = float(counts[pos] / counts.sum()) if counts.sum() else 0.0
             if precision > 0.5:
                 out.append({
-                    "conditions": [_cond_text(f, op, thr) for f, op, thr in _simplify(conds)],
+                    "conditions": [_cond_text(f, op, thr, names)
+                                   for f, op, thr in _simplify(conds)],
                     "customers": n,
                     "coverage": float(counts[pos] / max(members, 1)),
                     "precision": precision,
@@ -186,11 +207,11 @@ def _simplify(conds: list[tuple[str, str, float]]) -> list[tuple[str, str, float
     return [(f, op, thr) for (f, op), thr in best.items()]
 
 
-def _cond_text(feature: str, op: str, thr: float) -> str:
+def _cond_text(feature: str, op: str, thr: float, names: dict[str, str] | None = None) -> str:
     try:
         f = lookup(feature)
         val = f.format(thr)
     except KeyError:
         val = f"{thr:,.2f}"
     word = "at most" if op == "<=" else "over"
-    return f"{label(feature)} {word} {val}"
+    return f"{label(feature, names)} {word} {val}"

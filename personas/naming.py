@@ -8,7 +8,7 @@ always gets the same name, and names are made unique within a run by adding the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class PersonaStats:
     means: dict[str, float]
     pop_means: dict[str, float]
     effects: dict[str, float]
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def _r(s: PersonaStats, f: str) -> float:
@@ -42,7 +43,7 @@ def qualifiers(s: PersonaStats) -> list[str]:
     cands: list[tuple[float, str]] = []
     if _e(s, "recency_days") > 0.5 or _r(s, "churn_risk") > 1.5:
         cands.append((max(_e(s, "recency_days"), 0.6), "lapsing"))
-    value = max(_e(s, "monetary"), _e(s, "clv_12m"), _e(s, "avg_order_value"))
+    value = max(_e(s, "monetary"), _e(s, "clv_12m"))
     if value > 0.5:
         cands.append((value, "high-value"))
     elif value < -0.5:
@@ -50,6 +51,11 @@ def qualifiers(s: PersonaStats) -> list[str]:
     loyal = max(_e(s, "frequency"), _e(s, "orders_per_month"))
     if loyal > 0.5 and _e(s, "recency_days") < 0.3:
         cands.append((loyal, "loyal"))
+    if loyal < -0.5 and _e(s, "recency_days") < 0.5:
+        cands.append((-loyal * 0.7, "occasional"))
+    basket = max(_e(s, "items_per_order"), _e(s, "avg_order_value"))
+    if basket > 0.5 and value <= 0.5:
+        cands.append((basket * 0.8, "big-basket"))
     if _e(s, "tenure_days") < -0.6:
         cands.append((-_e(s, "tenure_days"), "new"))
     if _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5:
@@ -70,9 +76,11 @@ def preferences(s: PersonaStats) -> list[str]:
     prefs: list[tuple[float, str]] = []
     for f in s.effects:
         if f.startswith(CATEGORY_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
-            prefs.append((_e(s, f), f.removeprefix(CATEGORY_PREFIX).replace("_", " ")))
+            cat = s.names.get(f) or f.removeprefix(CATEGORY_PREFIX).replace("_", " ")
+            prefs.append((_e(s, f), cat.lower()))
         if f.startswith(CHANNEL_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
-            prefs.append((_e(s, f) * 0.9, f.removeprefix(CHANNEL_PREFIX) + "-first"))
+            ch = s.names.get(f) or f.removeprefix(CHANNEL_PREFIX)
+            prefs.append((_e(s, f) * 0.9, ch.lower() + "-first"))
     if _e(s, "app_session_share") > 0.5:
         prefs.append((_e(s, "app_session_share"), "app-first"))
     prefs.sort(key=lambda p: (-p[0], p[1]))
@@ -107,7 +115,7 @@ def make_names(stats: list[PersonaStats]) -> dict[int, str]:
             for pj in p[1:3]:
                 options.append(f"{qi} {pj} {n}")
         if len(q) > 1:
-            options.append(f"{q[0]}, {q[1]} {n}")
+            options.insert(0 if not p else len(options), f"{q[0]} {q[1]} {n}")
         chosen = next((o for o in options if o.lower() not in used), None)
         if chosen is None:
             k = 2

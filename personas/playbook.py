@@ -35,29 +35,35 @@ def _r(s: PersonaStats, f: str) -> float:
     return float(v) if v is not None and np.isfinite(v) else 1.0
 
 
+def _ratio_text(s: PersonaStats, f: str, what: str) -> str:
+    r = _r(s, f)
+    return f"{what} {r:.1f}x the average" if r >= 1 else f"{what} {1 - r:.0%} below average"
+
+
 def _onboarding(s: PersonaStats) -> tuple[bool, str]:
-    ok = _e(s, "tenure_days") < -0.5 or _e(s, "frequency") < -0.6
-    return ok, (f"tenure {_r(s, 'tenure_days'):.1f}x and orders {_r(s, 'frequency'):.1f}x "
-                "the average: still early in the relationship")
+    new = _e(s, "tenure_days") < -0.5
+    return new, (_ratio_text(s, "tenure_days", "tenure") + ": still early in the relationship")
 
 
 def _loyalty(s: PersonaStats) -> tuple[bool, str]:
-    ok = (_e(s, "frequency") > 0.5 or _e(s, "orders_per_month") > 0.5) and \
-        _e(s, "recency_days") < 0.2
-    return ok, f"buys {_r(s, 'frequency'):.1f}x as often as average and recently"
+    f = max(("frequency", "orders_per_month"), key=lambda x: _e(s, x))
+    ok = _e(s, f) > 0.5 and _e(s, "recency_days") < 0.2
+    what = "orders" if f == "frequency" else "purchase rate"
+    return ok, _ratio_text(s, f, what) + ", and bought recently"
 
 
 def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
     ok = _e(s, "category_diversity") < -0.4 and _e(s, "recency_days") < 0.5
-    return ok, (f"category diversity {_r(s, 'category_diversity'):.1f}x the average: "
-                "active but buying in few categories")
+    return ok, (_ratio_text(s, "category_diversity", "category diversity")
+                + ": active but buying in few categories")
 
 
 def _win_back(s: PersonaStats) -> tuple[bool, str]:
-    ok = _e(s, "recency_days") > 0.5 or _r(s, "churn_risk") > 1.5
-    return ok, (f"days since last purchase {_r(s, 'recency_days'):.1f}x the average"
-                + (f", churn risk {_r(s, 'churn_risk'):.1f}x" if "churn_risk" in s.ratios
-                   else ""))
+    ok = _e(s, "recency_days") > 0.5 or (_e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") > 1.3)
+    text = _ratio_text(s, "recency_days", "days since last purchase")
+    if "churn_risk" in s.ratios and _r(s, "churn_risk") > 1.1:
+        text += f", churn risk {_r(s, 'churn_risk'):.1f}x"
+    return ok, text
 
 
 def _service_recovery(s: PersonaStats) -> tuple[bool, str]:
@@ -68,23 +74,26 @@ def _service_recovery(s: PersonaStats) -> tuple[bool, str]:
         parts.append(f"latest NPS {s.means.get('nps_latest', float('nan')):.1f} vs "
                      f"{s.pop_means.get('nps_latest', float('nan')):.1f} overall")
     if _e(s, "support_contacts_365d") > 0.5:
-        parts.append(f"support contacts {_r(s, 'support_contacts_365d'):.1f}x average")
+        parts.append(_ratio_text(s, "support_contacts_365d", "support contacts"))
     if _e(s, "return_rate") > 0.6:
-        parts.append(f"return rate {_r(s, 'return_rate'):.1f}x average")
+        parts.append(_ratio_text(s, "return_rate", "return rate"))
     return ok, "; ".join(parts) or "satisfaction below average"
 
 
 def _surprise(s: PersonaStats) -> tuple[bool, str]:
     v = max(_e(s, "monetary"), _e(s, "clv_12m"))
     ok = v > 0.8
-    return ok, (f"net spend {_r(s, 'monetary'):.1f}x the average"
-                + (f", 12-month CLV {_r(s, 'clv_12m'):.1f}x" if "clv_12m" in s.ratios else ""))
+    text = _ratio_text(s, "monetary", "net spend")
+    if "clv_12m" in s.ratios:
+        text += f", 12-month CLV {_r(s, 'clv_12m'):.1f}x"
+    return ok, text
 
 
 def _deal(s: PersonaStats) -> tuple[bool, str]:
     ok = _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5
-    return ok, (f"discount share {_r(s, 'discount_share'):.1f}x the average"
-                if "discount_share" in s.ratios else "redeems coupons more than average")
+    if _e(s, "discount_share") >= _e(s, "coupon_redemptions") and "discount_share" in s.ratios:
+        return ok, _ratio_text(s, "discount_share", "discount share")
+    return ok, _ratio_text(s, "coupon_redemptions", "coupons redeemed")
 
 
 PLAYBOOK: tuple[Play, ...] = (
@@ -106,7 +115,7 @@ PLAYBOOK: tuple[Play, ...] = (
          "active buyers concentrated in few categories", _cross_sell),
     Play("onboarding", "Onboarding journey",
          "Welcome series: how to get the most out of the first purchases, second-order "
-         "incentive.", "short tenure or few orders so far", _onboarding),
+         "incentive.", "short tenure", _onboarding),
     Play("deal_alerts", "Deal alerts instead of blanket discounts",
          "Target price-sensitive customers with alerts so full-price buyers are not "
          "discounted.", "high discount share or coupon use", _deal),

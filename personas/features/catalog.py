@@ -193,8 +193,23 @@ def lookup(name: str) -> Feature:
     raise KeyError(f"unknown feature {name!r}")
 
 
-def label(name: str) -> str:
+def label(name: str, names: dict[str, str] | None = None) -> str:
+    """Display label; ``names`` maps share columns to the data's own category/channel names."""
+    if names and name in names:
+        if name.startswith(CATEGORY_PREFIX):
+            return f"Share of spend: {names[name]}"
+        if name.startswith(CHANNEL_PREFIX):
+            return f"Share of orders: {names[name]}"
     try:
         return lookup(name).label
     except KeyError:
         return name.replace("_", " ")
+
+
+def display_names(catalog: dict) -> dict[str, str]:
+    """Share column -> original category/channel name, from a features ``catalog.json``."""
+    from personas.features.sql import _slug
+
+    out = {CATEGORY_PREFIX + _slug(c): c for c in catalog.get("categories", [])}
+    out.update({CHANNEL_PREFIX + _slug(c): c for c in catalog.get("channels", [])})
+    return out
