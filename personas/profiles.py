@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personas.explain import Rules, Trait, ratio_scale, surrogate_rules, traits
+from personas.explain import (
+    Rules,
+    Trait,
+    cohens_d,
+    effect_scale,
+    ratio_scale,
+    surrogate_rules,
+    traits,
+)
 from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, label, lookup
 from personas.features.value import VALUE_DIMENSIONS
 from personas.identity import Identity
@@ -40,17 +48,23 @@ CATEGORICAL = ("country", "region", "age_band", "income_band", "household", "loy
 def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
                    features: list[str], identity: Identity, min_size: int,
                    model: dict[str, Any], as_of: str, data_fingerprint: str,
-                   rule_depth: int = 4, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+                   rule_depth: int = 4, seed: int = 0,
+                   display: dict[str, str] | None = None) -> tuple[dict, pd.DataFrame]:
     """Profiles dict and the assignment table (customer_id, persona_id, persona_name, ...)."""
     n = len(X)
     ks = sorted(int(k) for k in np.unique(labels) if k >= 0)
     num_cols = [c for c in X.columns if _numeric(X[c]) and _known(c)]
     num = X[num_cols].apply(pd.to_numeric, errors="coerce")
     pop_mean, pop_std, pop_median = num.mean(), num.std(ddof=0), num.median()
-    tr = traits(X, labels, num_cols, top=6)
-    rules = surrogate_rules(X, labels, features, max_depth=rule_depth, random_state=seed)
+    names_map = display or {}  # share column -> the data's category / channel name
+    tr = traits(X, labels, num_cols, top=6, names=names_map)
+    rules = surrogate_rules(X, labels, features, max_depth=rule_depth, random_state=seed,
+                            names=names_map)
     prof = labels >= 0
-    stats = [_stats(k, labels[prof], num[prof], num[prof].mean()) for k in ks]
+    tamed = effect_scale(num[prof])
+    stats = [_stats(k, labels[prof], num[prof], num[prof].mean(), tamed) for k in ks]
+    for st in stats:
+        st.names = names_map
     gen_names = make_names(stats) if not identity.names else _names_with_kept(stats, identity)
     names = {k: identity.names.get(k, gen_names[k]) for k in ks}
     personas = []
@@ -58,7 +72,8 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
         k = s.index
         inside = labels == k
         personas.append(_persona(k, identity.ids[k], names[k], inside, n, X, num, pop_mean,
-                                 pop_median, tr.get(k, []), rules, s, confidence, min_size))
+                                 pop_median, tr.get(k, []), rules, s, confidence, min_size,
+                                 names_map))
     personas.sort(key=lambda p: _id_num(p["id"]))
     groups = []
     for lab, (gid, gname) in sorted(NOT_PROFILED.items(), reverse=True):
@@ -83,7 +98,7 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
             "metrics": {m: _r(pop_mean[m]) for m in KEY_METRICS if m in pop_mean},
         },
         "features": {
-            c: {"label": label(c), "group": _group(c), "mean": _r(pop_mean[c]),
+            c: {"label": label(c, names_map), "group": _group(c), "mean": _r(pop_mean[c]),
                 "std": _r(pop_std[c]), "median": _r(pop_median[c]),
                 "used_for_segmentation": c in features, "format": _fmt(c)}
             for c in num_cols
@@ -94,13 +109,26 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
         "personas": personas,
         "groups": groups,
     }
+    if "nps_class" in X.columns:
+        profiles["population"].update(_population_nps(X["nps_class"], min_size))
     assignments = _assignments(X.index, labels, confidence, identity, names)
     return _clean(profiles), assignments
 
 
+def _population_nps(classes: pd.Series, min_size: int) -> dict[str, Any]:
+    """Everyone's NPS, the reference line of the per-persona NPS in the report."""
+    vc = classes.dropna().astype(str).value_counts()
+    if vc.sum() < min_size:
+        return {}
+    shares = {c: _r(v / vc.sum()) for c, v in vc.items()}
+    return {"nps_classes": shares,
+            "nps": _r(100 * (shares.get("promoter", 0) - shares.get("detractor", 0)))}
+
+
 def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.DataFrame,
              num: pd.DataFrame, pop_mean: pd.Series, pop_median: pd.Series, tr: list[Trait],
-             rules: Rules, s: PersonaStats, confidence: np.ndarray, min_size: int) -> dict:
+             rules: Rules, s: PersonaStats, confidence: np.ndarray, min_size: int,
+             names_map: dict[str, str]) -> dict:
     size = int(inside.sum())
     sub = num[inside]
     mean, median = sub.mean(), sub.median()
@@ -122,10 +150,10 @@ def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.Data
             headline[label(h).lower()] = lookup(h).format(metrics[h]["persona"])
     value_profile = {d: _r(mean[f"value_{d}"]) for d in VALUE_DIMENSIONS
                      if f"value_{d}" in mean and np.isfinite(mean[f"value_{d}"])}
-    cat_mix = {c.removeprefix(CATEGORY_PREFIX): _r(mean[c]) for c in sub.columns
-               if c.startswith(CATEGORY_PREFIX)}
-    chan_mix = {c.removeprefix(CHANNEL_PREFIX): _r(mean[c]) for c in sub.columns
-                if c.startswith(CHANNEL_PREFIX)}
+    cat_mix = {names_map.get(c, c.removeprefix(CATEGORY_PREFIX)): _r(mean[c])
+               for c in sub.columns if c.startswith(CATEGORY_PREFIX)}
+    chan_mix = {names_map.get(c, c.removeprefix(CHANNEL_PREFIX)): _r(mean[c])
+                for c in sub.columns if c.startswith(CHANNEL_PREFIX)}
     rule_items = rules.per_persona.get(k, [])[:3]
     persona = {
         "id": pid,
@@ -157,13 +185,12 @@ def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.Data
     return persona
 
 
-def _stats(k: int, labels: np.ndarray, num: pd.DataFrame, pop_mean: pd.Series) -> PersonaStats:
-    """Effect sizes and ratios of persona k versus the other profiled customers."""
+def _stats(k: int, labels: np.ndarray, num: pd.DataFrame, pop_mean: pd.Series,
+           tamed: pd.DataFrame) -> PersonaStats:
+    """Effect sizes (tamed scale) and ratios of persona k versus the other profiled customers."""
     inside = labels == k
-    a, b = num[inside], num[~inside]
-    pooled = np.sqrt((a.var(ddof=1).fillna(0) * max(len(a) - 1, 0) + b.var(ddof=1).fillna(0)
-                      * max(len(b) - 1, 0)) / max(len(num) - 2, 1))
-    effects = ((a.mean() - b.mean()) / pooled.replace(0, np.nan)).to_dict()
+    a = num[inside]
+    effects = cohens_d(tamed[inside], tamed[~inside]).to_dict()
     ratios = (a.mean() / pop_mean.replace(0, np.nan)).to_dict()
     return PersonaStats(k, float(inside.mean()), ratios, a.mean().to_dict(), pop_mean.to_dict(),
                         effects)
