@@ -81,3 +81,15 @@ def test_step_by_step_commands_then_assign(demo_files, tmp_path: Path) -> None:
 def test_discover_rejects_bad_k(bad: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["discover", "-w", str(tmp_path), "--k", bad])
     assert res.exit_code != 0
+
+
+def test_refresh_deployment_carries_the_cron_schedule() -> None:
+    """What `personas serve --cron` serves: the refresh flow with a cron schedule."""
+    from pipelines.flows import refresh
+
+    dep = refresh.to_deployment(name="personas-refresh", cron="0 3 * * *",
+                                parameters={"config_path": "personas.yaml"})
+    assert dep.name == "personas-refresh"
+    assert dep.parameters == {"config_path": "personas.yaml"}
+    crons = [getattr(s.schedule, "cron", None) for s in dep.schedules]
+    assert crons == ["0 3 * * *"]
