@@ -68,8 +68,9 @@ def trait_features(features: list[str]) -> list[str]:
 
 
 def ratio_scale(feature: str) -> bool:
-    """Lift (a ratio of means) only means something for non-negative quantities."""
-    return not feature.startswith("value_") and feature not in ("monetary", "clv_12m")
+    """Lift (a ratio of means) is meaningless for the -1..1 value indices (callers also need a
+    positive population mean)."""
+    return not feature.startswith("value_")
 
 
 def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
@@ -95,7 +96,7 @@ def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
         for f in features:
             if not np.isfinite(d[f]) or abs(d[f]) < min_effect:
                 continue
-            lift = (float(ma[f] / pop[f]) if ratio_scale(f) and pop[f] > 0
+            lift = (float(ma[f] / pop[f]) if ratio_scale(f) and pop[f] > 0 and ma[f] >= 0
                     and np.isfinite(pop[f]) else None)
             rows.append(Trait(f, label(f, names), float(ma[f]), float(mb[f]), float(pop[f]),
                               float(d[f]), lift, "higher" if d[f] > 0 else "lower"))

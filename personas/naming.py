@@ -39,22 +39,31 @@ def _e(s: PersonaStats, f: str) -> float:
 
 
 def qualifiers(s: PersonaStats) -> list[str]:
-    """Value / loyalty / lifecycle words, strongest evidence first."""
+    """Value / loyalty / lifecycle words, strongest evidence first.
+
+    A word needs both a clear standardised difference and a visible ratio, so a name never
+    rests on "1.1x the average".
+    """
     cands: list[tuple[float, str]] = []
-    if _e(s, "recency_days") > 0.5 or _r(s, "churn_risk") > 1.5:
+    if (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or \
+            _r(s, "churn_risk") > 1.5:
         cands.append((max(_e(s, "recency_days"), 0.6), "lapsing"))
-    value = max(_e(s, "monetary"), _e(s, "clv_12m"))
-    if value > 0.5:
+    vf = max(("monetary", "clv_12m"), key=lambda f: _e(s, f))
+    value = _e(s, vf)
+    if value > 0.5 and _r(s, vf) >= 1.25:
         cands.append((value, "high-value"))
-    elif value < -0.5:
-        cands.append((-value * 0.8, "low-spend"))
-    loyal = max(_e(s, "frequency"), _e(s, "orders_per_month"))
-    if loyal > 0.5 and _e(s, "recency_days") < 0.3:
+    low = min(("monetary", "clv_12m"), key=lambda f: _e(s, f))
+    if _e(s, low) < -0.5 and _r(s, low) <= 0.8:
+        cands.append((-_e(s, low) * 0.8, "low-spend"))
+    lf = max(("frequency", "orders_per_month"), key=lambda f: _e(s, f))
+    loyal = _e(s, lf)
+    if loyal > 0.5 and _r(s, lf) >= 1.25 and _e(s, "recency_days") < 0.3:
         cands.append((loyal, "loyal"))
     if loyal < -0.5 and _e(s, "recency_days") < 0.5:
         cands.append((-loyal * 0.7, "occasional"))
     basket = max(_e(s, "items_per_order"), _e(s, "avg_order_value"))
-    if basket > 0.5 and value <= 0.5:
+    if basket > 0.5 and max(_r(s, "items_per_order"), _r(s, "avg_order_value")) >= 1.25 and \
+            "high-value" not in [w for _, w in cands]:
         cands.append((basket * 0.8, "big-basket"))
     if _e(s, "tenure_days") < -0.6:
         cands.append((-_e(s, "tenure_days"), "new"))
@@ -77,14 +86,29 @@ def preferences(s: PersonaStats) -> list[str]:
     for f in s.effects:
         if f.startswith(CATEGORY_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
             cat = s.names.get(f) or f.removeprefix(CATEGORY_PREFIX).replace("_", " ")
-            prefs.append((_e(s, f), cat.lower()))
+            prefs.append((_e(s, f), _clean_label(cat)))
         if f.startswith(CHANNEL_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
             ch = s.names.get(f) or f.removeprefix(CHANNEL_PREFIX)
-            prefs.append((_e(s, f) * 0.9, ch.lower() + "-first"))
+            prefs.append((_e(s, f) * 0.9, _clean_label(ch) + "-first"))
     if _e(s, "app_session_share") > 0.5:
         prefs.append((_e(s, "app_session_share"), "app-first"))
     prefs.sort(key=lambda p: (-p[0], p[1]))
-    return [p for _, p in prefs]
+    return [p for _, p in prefs if p and p != "-first"]
+
+
+def _clean_label(text: str, limit: int = 24) -> str:
+    """A category or channel name fit for a persona name: plain characters, short.
+
+    The names come from the data (anything can be a category); report and cards escape them,
+    but a persona name should read like a name, not like markup.
+    """
+    import re
+
+    t = re.sub(r"[^0-9A-Za-zÀ-ÿ&' /-]+", " ", text).strip().lower()
+    t = re.sub(r"\s+", " ", t)
+    if len(t) > limit:
+        t = t[:limit].rsplit(" ", 1)[0]
+    return t
 
 
 def noun(s: PersonaStats) -> str:

@@ -47,7 +47,8 @@ def _onboarding(s: PersonaStats) -> tuple[bool, str]:
 
 def _loyalty(s: PersonaStats) -> tuple[bool, str]:
     f = max(("frequency", "orders_per_month"), key=lambda x: _e(s, x))
-    ok = _e(s, f) > 0.5 and _e(s, "recency_days") < 0.2
+    # new customers buying fast get onboarding, not a loyalty reward
+    ok = _e(s, f) > 0.5 and _e(s, "recency_days") < 0.2 and _e(s, "tenure_days") > -0.3
     what = "orders" if f == "frequency" else "purchase rate"
     return ok, _ratio_text(s, f, what) + ", and bought recently"
 
@@ -59,7 +60,8 @@ def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
 
 
 def _win_back(s: PersonaStats) -> tuple[bool, str]:
-    ok = _e(s, "recency_days") > 0.5 or (_e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") > 1.3)
+    ok = (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or (
+        _e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") >= 1.3)
     text = _ratio_text(s, "recency_days", "days since last purchase")
     if "churn_risk" in s.ratios and _r(s, "churn_risk") > 1.1:
         text += f", churn risk {_r(s, 'churn_risk'):.1f}x"
@@ -89,6 +91,14 @@ def _surprise(s: PersonaStats) -> tuple[bool, str]:
     return ok, text
 
 
+def _frequency(s: PersonaStats) -> tuple[bool, str]:
+    f = min(("orders_per_month", "frequency"), key=lambda x: _e(s, x))
+    lapsing = _e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3  # win-back's case
+    ok = _e(s, f) < -0.5 and _r(s, f) <= 0.8 and not lapsing and _e(s, "tenure_days") > -0.3
+    return ok, _ratio_text(s, f, "purchase rate" if f == "orders_per_month" else "orders") + \
+        ", while still buying"
+
+
 def _deal(s: PersonaStats) -> tuple[bool, str]:
     ok = _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5
     if _e(s, "discount_share") >= _e(s, "coupon_redemptions") and "discount_share" in s.ratios:
@@ -113,6 +123,9 @@ PLAYBOOK: tuple[Play, ...] = (
     Play("cross_sell", "Personalised cross-sell",
          "Recommend complementary categories based on what they already buy.",
          "active buyers concentrated in few categories", _cross_sell),
+    Play("frequency_nudge", "Second-occasion nudge",
+         "Remind them between their rare purchases: replenishment, seasonal previews, "
+         "wish-list alerts.", "low purchase rate among active customers", _frequency),
     Play("onboarding", "Onboarding journey",
          "Welcome series: how to get the most out of the first purchases, second-order "
          "incentive.", "short tenure", _onboarding),
@@ -122,11 +135,18 @@ PLAYBOOK: tuple[Play, ...] = (
 )
 
 
+# Plays that would be tone-deaf next to service recovery: fix the problem before selling more.
+NOT_WITH_RECOVERY = {"cross_sell", "deal_alerts", "loyalty_reward", "frequency_nudge"}
+
+
 def recommend(s: PersonaStats, limit: int = 3) -> list[dict[str, str]]:
     """Plays that fire for a persona, in playbook order (most urgent first)."""
-    out = []
+    out: list[dict[str, str]] = []
     for play in PLAYBOOK:
         fired, why = play.fires(s)
+        if fired and play.key in NOT_WITH_RECOVERY and any(
+                a["key"] == "service_recovery" for a in out):
+            continue
         if fired:
             out.append({"key": play.key, "title": play.title, "what": play.what,
                         "because": why})
@@ -135,5 +155,5 @@ def recommend(s: PersonaStats, limit: int = 3) -> list[dict[str, str]]:
     if not out:
         out.append({"key": "nurture", "title": "Nurture",
                     "what": "Keep them in the regular newsletter; test content by category.",
-                    "because": "no trait far from the average"})
+                    "because": "no single trait calls for a specific play"})
     return out

@@ -55,7 +55,10 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
     ks = sorted(int(k) for k in np.unique(labels) if k >= 0)
     num_cols = [c for c in X.columns if _numeric(X[c]) and _known(c)]
     num = X[num_cols].apply(pd.to_numeric, errors="coerce")
-    pop_mean, pop_std, pop_median = num.mean(), num.std(ddof=0), num.median()
+    # "the average customer" everywhere (metrics, heatmap, radar, traits) is the average of the
+    # customers in personas: one-time buyers and prospects have their own groups
+    ref = num[labels >= 0] if (labels >= 0).any() else num
+    pop_mean, pop_std, pop_median = ref.mean(), ref.std(ddof=0), ref.median()
     names_map = display or {}  # share column -> the data's category / channel name
     tr = traits(X, labels, num_cols, top=6, names=names_map)
     rules = surrogate_rules(X, labels, features, max_depth=rule_depth, random_state=seed,
@@ -95,6 +98,7 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
         "population": {
             "customers": int(n),
             "profiled": int((labels >= 0).sum()),
+            "reference": "customers in personas (averages and comparisons)",
             "metrics": {m: _r(pop_mean[m]) for m in KEY_METRICS if m in pop_mean},
         },
         "features": {

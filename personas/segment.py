@@ -210,25 +210,31 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
     def _score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Final persona and confidence for preprocessed rows, honouring merged clusters.
 
-        GMM: summed posterior of the components that make up each persona. Centroid models:
-        relative margin 1 - d1/d2 between the nearest persona and the runner-up persona.
+        The persona comes from the model (highest posterior for GMM, nearest centroid
+        otherwise). Confidence is the same measure for every algorithm, so it stays comparable
+        when a refresh picks another one: the relative margin 1 - d1/d2 between the distance
+        to the customer's persona and to the nearest other persona (0 = on the border,
+        1 = at the persona's centre).
         """
         k_final = int(self.component_persona_.max()) + 1
-        if self.model_.algorithm == "gmm":
-            post = self.model_.model.predict_proba(Z)
-            agg = np.zeros((len(Z), k_final))
-            np.add.at(agg.T, self.component_persona_, post.T)
-            return agg.argmax(axis=1), agg.max(axis=1)
         d = np.sqrt(_sqdist(Z, self.model_.centroids))
         per = np.full((len(Z), k_final), np.inf)
         for j, lab in enumerate(self.component_persona_):
             per[:, lab] = np.minimum(per[:, lab], d[:, j])
-        labels = per.argmin(axis=1)
+        if self.model_.algorithm == "gmm":
+            post = self.model_.model.predict_proba(Z)
+            agg = np.zeros((len(Z), k_final))
+            np.add.at(agg.T, self.component_persona_, post.T)
+            labels = agg.argmax(axis=1)
+        else:
+            labels = per.argmin(axis=1)
         if k_final < 2:
             return labels, np.ones(len(Z))
-        per.sort(axis=1)
-        conf = np.where(per[:, 1] > 0, 1.0 - per[:, 0] / np.maximum(per[:, 1], 1e-12), 0.0)
-        return labels, conf
+        own = per[np.arange(len(Z)), labels]
+        per[np.arange(len(Z)), labels] = np.inf
+        other = per.min(axis=1)
+        conf = np.where(other > 0, 1.0 - own / np.maximum(other, 1e-12), 0.0)
+        return labels, np.clip(conf, 0.0, 1.0)
 
     def _merge_small(self, X: pd.DataFrame, min_size: int) -> dict[int, int]:
         """Fold clusters below the minimum size into the nearest persona, smallest first.

@@ -88,8 +88,9 @@ def test_names_and_actions_are_plain_and_unique(clean) -> None:
     profiles = json.loads((clean["a"].run_dir / "profiles.json").read_text())
     names = [p["name"] for p in profiles["personas"]]
     assert len(set(names)) == len(names)
-    playbook = {"service_recovery", "win_back", "positive_surprise", "loyalty_reward",
-                "cross_sell", "onboarding", "deal_alerts", "nurture"}
+    from personas.playbook import PLAYBOOK
+
+    playbook = {p.key for p in PLAYBOOK} | {"nurture"}
     for p in profiles["personas"]:
         assert p["description"].count(".") >= 2
         assert p["actions"] and all(a["key"] in playbook and a["because"] for a in p["actions"])

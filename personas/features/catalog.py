@@ -136,9 +136,9 @@ CATALOG: tuple[Feature, ...] = (
     # clv (filled from personas.btyd) -----------------------------------------------------------
     Feature("p_alive", "clv", "P(alive)",
             "BG/NBD probability that the customer is still active", "probability", (T,),
-            segment=False, higher_is="better", fmt="{:.0%}"),
+            segment=False, higher_is="better", fmt="{:.1%}"),
     Feature("churn_risk", "clv", "Churn risk", "1 - P(alive)", "probability", (T,),
-            segment=False, higher_is="worse", fmt="{:.0%}"),
+            segment=False, higher_is="worse", fmt="{:.1%}"),
     Feature("expected_purchases_90d", "clv", "Expected purchases (90 days)",
             "BG/NBD conditional expected purchases in the next 90 days", "orders", (T,),
             segment=False, fmt="{:,.2f}"),
