@@ -14,7 +14,7 @@ setup:  ## create .venv exactly from uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 		$(PYTHON) -m pip install --quiet "uv>=0.5" || \
 		$(PYTHON) -m pip install --quiet --user --break-system-packages "uv>=0.5"
-	$(UV) sync --locked
+	UV_COMPILE_BYTECODE=1 $(UV) sync --locked
 
 demo: setup  ## generate the synthetic retailer and run the refresh flow end to end
 	$(UV) run personas demo

@@ -7,8 +7,6 @@ DataFrames, filter to before the as-of date, group by customer.
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import pandas as pd
 

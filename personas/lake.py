@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,13 +115,16 @@ class Lake:
         """Content hash -> batch id of every source already ingested."""
         return {s.fingerprint: b.batch_id for b in self.batches() for s in b.sources}
 
-    def files(self, table: str) -> list[Path]:
-        """Committed data files of ``table`` (``quarantine`` included)."""
-        return [
-            self.root / f
-            for b in self.batches()
-            for f in b.files.get(table, [])
-        ]
+    def files(self, table: str, partitions: set[tuple[int, int]] | None = None) -> list[Path]:
+        """Committed data files of ``table`` (``quarantine`` included).
+
+        ``partitions`` keeps only files in those (year, month) partitions.
+        """
+        out = [self.root / f for b in self.batches() for f in b.files.get(table, [])]
+        if partitions is not None:
+            want = {f"year={y}/month={m}" for y, m in partitions}
+            out = [p for p in out if f"{p.parent.parent.name}/{p.parent.name}" in want]
+        return out
 
     def tables(self) -> list[str]:
         """Canonical tables that hold at least one committed file."""
@@ -146,10 +150,11 @@ class Lake:
                     f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{lst}], "
                     "hive_partitioning = false, union_by_name = true)"
                 )
-            elif table in schema.TABLES:
+            else:
+                lineage = schema.LINEAGE if table in schema.TABLES else ()
                 cols = ", ".join(
-                    f"CAST(NULL AS {schema.duckdb_type(f.type)}) AS {f.name}"
-                    for f in (*schema.fields(table), *schema.LINEAGE)
+                    f'CAST(NULL AS {schema.duckdb_type(f.type)}) AS "{f.name}"'
+                    for f in (*schema.fields(table), *lineage)
                 )
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} WHERE false")
         return con
@@ -159,7 +164,8 @@ class Lake:
         out: dict[str, int] = {t: 0 for t in schema.TABLES}
         for b in self.batches():
             for s in b.sources:
-                for t, o in s.outputs.items():
+                for key, o in s.outputs.items():
+                    t = key.split("#")[0]
                     out[t] = out.get(t, 0) + o.get("accepted", 0)
         return out
 
@@ -206,8 +212,9 @@ class Lake:
             for p in sorted(staging.iterdir()):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
-        committed = {str(self.root / f) for b in self.batches() for fs in b.files.values()
-                     for f in fs}
+        committed = {
+            str(self.root / f) for b in self.batches() for fs in b.files.values() for f in fs
+        }
         for table in [*schema.TABLES, QUARANTINE]:
             tdir = self.root / table
             if not tdir.exists():
@@ -228,6 +235,7 @@ class Lake:
 
         ``staged`` maps table -> [(staged file, final path relative to the lake root)].
         """
+        moved = 0
         for table, pairs in staged.items():
             rels = []
             for src, rel in pairs:
@@ -235,7 +243,11 @@ class Lake:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
                 rels.append(rel)
+                moved += 1
+                if moved == 1:
+                    pause_point("commit:moved-one")
             batch.files[table] = rels
+        pause_point("commit:before-manifest")
         mdir = self.root / MANIFEST_DIR
         mdir.mkdir(parents=True, exist_ok=True)
         tmp = mdir / f".{batch.batch_id}.json.tmp"
@@ -248,11 +260,30 @@ class Lake:
         return batch
 
 
-def connect(memory_limit: str | None = None, threads: int | None = None,
-            temp_directory: str | None = None) -> duckdb.DuckDBPyConnection:
+def pause_point(name: str) -> None:
+    """Test hook for kill tests: stop at a named point of an ingest (no-op in normal use).
+
+    With ``PERSONAS_TEST_PAUSE=<name>`` set, the process writes its pid to the file named by
+    ``PERSONAS_TEST_PAUSE_FILE`` and sleeps (``PERSONAS_TEST_PAUSE_SECONDS``, default 60), so a
+    test can kill it at exactly that point. Points: ``staged`` (all rows staged, nothing
+    written), ``commit:moved-one`` (one data file moved into its partition),
+    ``commit:before-manifest`` (all files moved, manifest entry not yet written).
+    """
+    if os.environ.get("PERSONAS_TEST_PAUSE") != name:
+        return
+    marker = os.environ.get("PERSONAS_TEST_PAUSE_FILE")
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    time.sleep(float(os.environ.get("PERSONAS_TEST_PAUSE_SECONDS", "60")))
+
+
+def connect(
+    memory_limit: str | None = None, threads: int | None = None, temp_directory: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with UTC session time zone and optional resource limits."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = '{_sql_str(memory_limit)}'")
     if threads:

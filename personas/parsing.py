@@ -8,27 +8,59 @@ source text, so a row whose text is present but whose value is NULL is quarantin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
 from personas.errors import SchemaError
 from personas.mapping import ColumnSpec, Source
+from personas.readers import RawSource
 
 ID_FIELDS = {"customer_id", "order_id", "product_id", "session_id"}
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-           "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL")
+NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+    "DECIMAL",
+)
 COMMON_TS_FORMATS = (
-    "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d",
-    "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
-    "%m/%d/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d-%m-%Y %H:%M",
-    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y%m%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%d-%m-%Y %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
 )
 
 
 @dataclass
 class FieldSQL:
-    """SQL for one canonical column."""
+    """SQL for one canonical column.
+
+    ``source`` is the non-empty source text (NULL when empty), for typed columns only: a row
+    whose text is present but whose ``value`` is NULL is a ``bad_value``. It is evaluated only
+    inside that check, so its cost is paid on the failing rows.
+    """
 
     value: str
     source: str | None
@@ -36,13 +68,18 @@ class FieldSQL:
     expects: str
 
 
-def field_sql(name: str, spec: ColumnSpec, target: str, raw: object, source: Source,
-              key: str) -> FieldSQL:
+def _is_numeric(vtype: str) -> bool:
+    return vtype.upper().startswith(NUMERIC)
+
+
+def field_sql(
+    name: str, spec: ColumnSpec, target: str, raw: RawSource, source: Source, key: str
+) -> FieldSQL:
     """Typed SQL for canonical column ``name`` of DuckDB type ``target``."""
-    columns: dict[str, str] = raw.columns  # type: ignore[attr-defined]
-    raw_name: str = raw.name  # type: ignore[attr-defined]
+    columns = raw.columns
+    raw_name = raw.name
     if spec.column is not None:
-        if spec.column not in columns:
+        if spec.column not in columns or spec.column in ("_row", "_file"):
             raise SchemaError(_missing_column(raw_name, spec.column, name, columns, source))
         v, vtype = _id(spec.column), columns[spec.column]
     elif spec.expr is not None:
@@ -50,10 +87,13 @@ def field_sql(name: str, spec: ColumnSpec, target: str, raw: object, source: Sou
     else:
         v, vtype = _literal(spec.value)
     if spec.values:
-        cases = " ".join(f"WHEN '{_q(k)}' THEN {_literal(val)[0]}" for k, val in
-                         spec.values.items())
-        v, vtype = f"CAST(CASE CAST({v} AS VARCHAR) {cases} ELSE CAST({v} AS VARCHAR) END AS " \
-                   "VARCHAR)", "VARCHAR"
+        cases = " ".join(
+            f"WHEN '{_q(k)}' THEN {_literal(val)[0]}" for k, val in spec.values.items()
+        )
+        v, vtype = (
+            f"CAST(CASE CAST({v} AS VARCHAR) {cases} ELSE CAST({v} AS VARCHAR) END AS VARCHAR)",
+            "VARCHAR",
+        )
     text = f"NULLIF(trim(CAST({v} AS VARCHAR)), '')"
     if target == "VARCHAR":
         value = _varchar(v, vtype, name)
@@ -65,38 +105,50 @@ def field_sql(name: str, spec: ColumnSpec, target: str, raw: object, source: Sou
     if target == "BOOLEAN":
         return FieldSQL(_boolean(v, vtype), text, spec.column, "true/false (or yes/no, 1/0)")
     if target == "BIGINT":
-        return FieldSQL(f"TRY_CAST({_double(v, vtype, source)} AS BIGINT)", text, spec.column,
-                        "a whole number")
+        return FieldSQL(
+            f"TRY_CAST({_double(v, vtype, source)} AS BIGINT)", text, spec.column, "a whole number"
+        )
     if target == "TIMESTAMPTZ":
         fmts = spec.formats()
-        expects = ("a timestamp matching " + " or ".join(fmts)) if fmts else \
-            "an ISO timestamp (set format: for other layouts)"
-        return FieldSQL(_timestamp(v, vtype, fmts, spec.timezone or "UTC"), text, spec.column,
-                        expects)
+        expects = (
+            ("a timestamp matching " + " or ".join(fmts))
+            if fmts
+            else "an ISO timestamp (set format: for other layouts)"
+        )
+        return FieldSQL(
+            _timestamp(v, vtype, fmts, spec.timezone or "UTC"), text, spec.column, expects
+        )
     raise AssertionError(target)  # pragma: no cover
 
 
 def _varchar(v: str, vtype: str, name: str) -> str:
-    if vtype.upper() in NUMERIC:
+    if _is_numeric(vtype):
         if name in ID_FIELDS:
-            return (f"CASE WHEN {v} = trunc({v}) THEN CAST(CAST({v} AS BIGINT) AS VARCHAR) "
-                    f"ELSE CAST({v} AS VARCHAR) END")
+            return (
+                f"CASE WHEN {v} = trunc({v}) THEN CAST(CAST({v} AS HUGEINT) AS VARCHAR) "
+                f"ELSE CAST({v} AS VARCHAR) END"
+            )
         return f"CAST({v} AS VARCHAR)"
-    if vtype.upper().startswith(("STRUCT", "MAP", "JSON")) or vtype.endswith("[]"):
+    if vtype.upper().startswith(("STRUCT", "MAP", "JSON")) or vtype.endswith("]"):
         return f"CAST(to_json({v}) AS VARCHAR)"
-    s = f"NULLIF(trim(CAST({v} AS VARCHAR)), '')"
+    s = v if vtype.upper() == "VARCHAR" else f"CAST({v} AS VARCHAR)"
+    # Surrounding blanks are trimmed; the LIKE tests are cheap, so trim() (which copies the
+    # string) runs only on the values that need it.
+    slow = f"NULLIF(trim({s}), '')"
+    cond = f"{s} LIKE ' %' OR {s} LIKE '% '"
     if name in ID_FIELDS:
         # ids exported through a float column ("17850.0") are the integer id
-        return f"regexp_replace({s}, '^(-?[0-9]+)\\.0+$', '\\1')"
-    return s
+        slow = f"regexp_replace({slow}, '^(-?[0-9]+)\\.0+$', '\\1')"
+        cond += f" OR {s} LIKE '%.%'"
+    return f"(CASE WHEN {cond} THEN {slow} ELSE NULLIF({s}, '') END)"
 
 
 def _double(v: str, vtype: str, source: Source) -> str:
-    if vtype.upper() in NUMERIC:
+    if _is_numeric(vtype):
         return f"CAST({v} AS DOUBLE)"
     if vtype.upper() == "BOOLEAN":
         return f"CAST(CAST({v} AS INTEGER) AS DOUBLE)"
-    s = f"trim(CAST({v} AS VARCHAR))"
+    s = f"CAST({v} AS VARCHAR)"  # the cast itself allows surrounding blanks
     if source.thousands:
         s = f"replace({s}, '{_q(source.thousands)}', '')"
     if source.decimal != ".":
@@ -107,28 +159,54 @@ def _double(v: str, vtype: str, source: Source) -> str:
 def _boolean(v: str, vtype: str) -> str:
     if vtype.upper() == "BOOLEAN":
         return v
-    if vtype.upper() in NUMERIC:
+    if _is_numeric(vtype):
         return f"({v} <> 0)"
     s = f"lower(trim(CAST({v} AS VARCHAR)))"
-    return (f"CASE WHEN {s} IN ('true', 't', 'yes', 'y', '1') THEN true "
-            f"WHEN {s} IN ('false', 'f', 'no', 'n', '0') THEN false END")
+    return (
+        f"CASE WHEN {s} IN ('true', 't', 'yes', 'y', '1') THEN true "
+        f"WHEN {s} IN ('false', 'f', 'no', 'n', '0') THEN false END"
+    )
+
+
+def _is_utc(tz: str) -> bool:
+    return tz.upper() in ("UTC", "ETC/UTC", "Z", "GMT", "ETC/GMT")
+
+
+def _zoned(naive: str, tz: str) -> str:
+    """A naive TIMESTAMP in zone ``tz`` as TIMESTAMPTZ.
+
+    For UTC this is plain arithmetic (make_timestamptz of the epoch microseconds), which costs
+    a third of a cast through the ICU calendar.
+    """
+    if _is_utc(tz):
+        return f"make_timestamptz(epoch_us({naive}))"
+    return f"timezone('{_q(tz)}', {naive})"
 
 
 def _timestamp(v: str, vtype: str, fmts: list[str], tz: str) -> str:
+    """Naive values are local time in ``tz``; values with an offset keep it; result is UTC."""
     t = vtype.upper()
-    tzq = _q(tz)
     if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         return v
     if t.startswith("TIMESTAMP") or t == "DATE":
-        return f"timezone('{tzq}', CAST({v} AS TIMESTAMP))"
-    s = f"trim(CAST({v} AS VARCHAR))"
+        return _zoned(f"CAST({v} AS TIMESTAMP)", tz)
+    s = v if t == "VARCHAR" else f"CAST({v} AS VARCHAR)"
     if fmts:
-        parsed = ", ".join(f"try_strptime({s}, '{_q(f)}')" for f in fmts)
-        naive = f"coalesce({parsed})" if len(fmts) > 1 else parsed
-        return f"timezone('{tzq}', {naive})"
-    return (f"CASE WHEN regexp_matches({s}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?|Z)$') "
-            f"THEN TRY_CAST({s} AS TIMESTAMPTZ) "
-            f"ELSE timezone('{tzq}', TRY_CAST({s} AS TIMESTAMP)) END")
+        # coalesce evaluates lazily: the trimmed retry runs only on values that failed
+        tries = [f"try_strptime({s}, '{_q(f)}')" for f in fmts]
+        tries += [f"try_strptime(trim({s}), '{_q(f)}')" for f in fmts]
+        parsed = f"coalesce({', '.join(tries)})"
+        if any("%z" in f or "%Z" in f for f in fmts):
+            return f"CAST({parsed} AS TIMESTAMPTZ)"
+        return _zoned(parsed, tz)
+    has_offset = (
+        f"(suffix(upper({s}), 'Z') OR contains(substr({s}, 11), '+') OR "
+        f"contains(substr({s}, 11), '-'))"
+    )
+    return (
+        f"CASE WHEN {has_offset} THEN TRY_CAST({s} AS TIMESTAMPTZ) "
+        f"ELSE {_zoned(f'TRY_CAST({s} AS TIMESTAMP)', tz)} END"
+    )
 
 
 def _literal(value: object) -> tuple[str, str]:
@@ -141,53 +219,91 @@ def _literal(value: object) -> tuple[str, str]:
     return f"'{_q(value)}'", "VARCHAR"
 
 
-def _missing_column(raw_name: str, column: str, field: str, columns: dict[str, str],
-                    source: Source) -> str:
+def _missing_column(
+    raw_name: str, column: str, field: str, columns: dict[str, str], source: Source
+) -> str:
     import difflib
 
-    have = [c for c in columns if c != "_row"]
-    msg = (f"{raw_name}: column {column!r} (mapped to {field}) is not in the file; "
-           f"it has {len(have)} column(s): {', '.join(repr(c) for c in have[:12])}")
+    have = [c for c in columns if not c.startswith("_")]
+    msg = (
+        f"{raw_name}: column {column!r} (mapped to {field}) is not in the file; "
+        f"it has {len(have)} column(s): {', '.join(repr(c) for c in have[:12])}"
+    )
     if len(have) == 1:
         for d in (";", "\t", "|", ","):
             if d != source.delimiter and d in have[0]:
-                return msg + (f". The header looks {d!r}-delimited: set delimiter: {d!r} in "
-                              f"source {source.name!r}")
+                return msg + (
+                    f". The header looks {d!r}-delimited: set delimiter: {d!r} in "
+                    f"source {source.name!r}"
+                )
     lower = {c.lower(): c for c in have}
+    fix = f"under columns: in source {source.name!r}"
     if column.lower() in lower:
-        return msg + f". Did you mean {lower[column.lower()]!r}? (names are case-sensitive)"
+        other = lower[column.lower()]
+        return (
+            msg + f". Did you mean {other!r}? Names are case-sensitive: write "
+            f"{field}: {other} {fix}"
+        )
     close = difflib.get_close_matches(column, have, n=1)
     if close:
-        return msg + f". Did you mean {close[0]!r}?"
-    return msg + f". Fix columns: in source {source.name!r}"
+        return msg + f". Did you mean {close[0]!r}? Then write {field}: {close[0]} {fix}"
+    return msg + f". Map {field} to one of these columns {fix}"
 
 
-def guess_hint(con: duckdb.DuckDBPyConnection, stage: Path, field: str,
-               spec: ColumnSpec | None, source: Source) -> str:
-    """Suggest the mapping change that would make most failing values parse."""
-    raws = [r[0] for r in con.execute(
-        f"SELECT regexp_extract(_reason, '''(.*)''', 1) FROM '{_q(stage)}' "
-        f"WHERE _rule = 'bad_value' AND _bad_field = '{_q(field)}' LIMIT 200"
-    ).fetchall() if r[0]]
+def guess_hint(
+    con: duckdb.DuckDBPyConnection,
+    raws: list[str],
+    field: str,
+    spec: ColumnSpec | None,
+    source: Source,
+) -> str:
+    """Suggest the mapping change that would make most of the failing values ``raws`` parse."""
     if not raws:
         return "Check the mapping of this column."
     if field in ("ts", "first_seen"):
-        best, hits = None, 0
-        for fmt in COMMON_TS_FORMATS:
-            n = sum(1 for r in raws if con.execute(
-                "SELECT try_strptime(?, ?) IS NOT NULL", [r, fmt]).fetchone()[0])
-            if n > hits:
-                best, hits = fmt, n
-        if best:
-            return (f"The values look like {best!r} ({hits} of {len(raws)} sampled parse): set "
-                    f"format: \"{best}\" under columns: {field}: in source {source.name!r}.")
-        return f"Set format: under columns: {field}: to the layout of these values."
-    if all("," in r and r.replace(",", "", 1).replace(".", "").lstrip("-").isdigit()
-           for r in raws[:20]):
-        return (f"The values use a decimal comma: set decimal: \",\" (and thousands: \".\" if "
-                f"needed) in source {source.name!r}.")
-    return (f"Check that {field} is mapped to the right column"
-            + (f" (now {spec.column!r})" if spec and spec.column else "") + ".")
+        counts = ", ".join(f"count(try_strptime(r, '{_q(f)}'))" for f in COMMON_TS_FORMATS)
+        got = con.execute(f"SELECT {counts} FROM unnest(?::VARCHAR[]) AS a(r)", [raws]).fetchone()
+        best, hits = max(zip(COMMON_TS_FORMATS, got, strict=True), key=lambda x: x[1])
+        if best and hits:
+            return (
+                f"The values look like {best!r} ({hits} of {len(raws)} sampled parse): set "
+                f'format: "{best}" under columns: {field}: in source {source.name!r}'
+                + (
+                    " (check whether day or month comes first)"
+                    if "%d/%m" in best or "%m/%d" in best
+                    else ""
+                )
+                + "."
+            )
+        return (
+            f"Set format: under columns: {field}: to the layout of these values "
+            "(strptime codes such as %d/%m/%Y %H:%M)."
+        )
+    import re
+
+    sample = raws[:50]
+    if all(re.fullmatch(r"-?\d+,\d+", r.strip()) for r in sample):
+        return f'The values use a decimal comma: set decimal: "," in source {source.name!r}.'
+    if all(re.fullmatch(r"-?\d{1,3}([.,]\d{3})+([.,]\d+)?", r.strip()) for r in sample):
+        sep = "," if "," in sample[0] and sample[0].rfind(",") < sample[0].rfind(".") else "."
+        dec = "." if sep == "," else ","
+        return (
+            f'The values have thousands separators: set thousands: "{sep}" (and decimal: '
+            f'"{dec}") in source {source.name!r}.'
+        )
+    if all(
+        re.fullmatch(r"\s*[^\d\s.,-]+\s*-?[\d.,]+\s*|\s*-?[\d.,]+\s*[^\d\s.,-]+\s*", r)
+        for r in sample
+    ):
+        return (
+            f"The values carry a unit or currency sign: map {field} with expr: that strips "
+            f"it, e.g. regexp_replace(<column>, '[^0-9.-]', '', 'g')."
+        )
+    return (
+        f"Check that {field} is mapped to the right column"
+        + (f" (now {spec.column!r})" if spec and spec.column else "")
+        + "."
+    )
 
 
 def _q(s: object) -> str:

@@ -35,41 +35,75 @@ class Field:
 
 # Lineage columns are added by ingestion itself; mappings never set them.
 LINEAGE = (
-    Field("source", pa.string(), "source file name (or SQL query label) the row came from",
-          required=True),
-    Field("source_row", pa.int64(), "1-based data row within the source (header excluded)",
-          required=True),
-    Field("ingested_at", UTC_TS, "when the ingest batch that wrote the row was committed",
-          "UTC timestamp", required=True),
-    Field("batch_id", pa.string(), "ingest batch (manifest entry) that wrote the row",
-          required=True),
+    Field(
+        "source",
+        pa.string(),
+        "source file name (or SQL query label) the row came from",
+        required=True,
+    ),
+    Field(
+        "source_row",
+        pa.int64(),
+        "1-based data row within the source (header excluded)",
+        required=True,
+    ),
+    Field(
+        "ingested_at",
+        UTC_TS,
+        "when the ingest batch that wrote the row was committed",
+        "UTC timestamp",
+        required=True,
+    ),
+    Field(
+        "batch_id", pa.string(), "ingest batch (manifest entry) that wrote the row", required=True
+    ),
 )
 
 TRANSACTIONS = (
-    Field("customer_id", pa.string(),
-          "customer key; pseudonymised if the mapping marks it personal", required=True),
+    Field(
+        "customer_id",
+        pa.string(),
+        "customer key; pseudonymised if the mapping marks it personal",
+        required=True,
+    ),
     Field("order_id", pa.string(), "order / invoice / basket the line belongs to", required=True),
     Field("ts", UTC_TS, "time of the order", "UTC timestamp", required=True),
     Field("product_id", pa.string(), "product / SKU code"),
     Field("category", pa.string(), "product category used for category-mix features"),
-    Field("quantity", pa.float64(), "units on the line; negative = return or cancellation",
-          "units", required=True),
-    Field("unit_price", pa.float64(), "price of one unit before discount", "currency units",
-          ">= 0"),
-    Field("amount", pa.float64(),
-          "line value paid (quantity x unit_price - discount); negative for returns",
-          "currency units", required=True),
+    Field(
+        "quantity",
+        pa.float64(),
+        "units on the line; negative = return or cancellation",
+        "units",
+        required=True,
+    ),
+    Field(
+        "unit_price", pa.float64(), "price of one unit before discount", "currency units", ">= 0"
+    ),
+    Field(
+        "amount",
+        pa.float64(),
+        "line value paid (quantity x unit_price - discount); negative for returns",
+        "currency units",
+        required=True,
+    ),
     Field("channel", pa.string(), "sales channel", "", "e.g. web, app, store, phone"),
     Field("discount", pa.float64(), "discount granted on the line", "currency units", ">= 0"),
     Field("currency", pa.string(), "ISO 4217 currency code", "", "e.g. GBP, USD, EUR"),
-    Field("is_outlier", pa.bool_(),
-          "flagged by the extreme-outlier rule (kept, not dropped)", "", "true/false",
-          required=True),
+    Field(
+        "is_outlier",
+        pa.bool_(),
+        "flagged by the extreme-outlier rule (kept, not dropped)",
+        "",
+        "true/false",
+        required=True,
+    ),
 )
 
 CUSTOMERS = (
-    Field("customer_id", pa.string(), "customer key (same key space as transactions)",
-          required=True),
+    Field(
+        "customer_id", pa.string(), "customer key (same key space as transactions)", required=True
+    ),
     Field("first_seen", UTC_TS, "first contact or signup", "UTC timestamp"),
     Field("country", pa.string(), "country name or ISO code"),
     Field("region", pa.string(), "region, state or area type (urban/suburban/rural)"),
@@ -83,15 +117,30 @@ CUSTOMERS = (
 )
 
 EVENT_TYPES = (
-    "page_view", "product_view", "add_to_cart", "checkout", "email_sent", "email_open",
-    "email_click", "app_session", "support_ticket", "campaign_contact", "coupon_redeem",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout",
+    "email_sent",
+    "email_open",
+    "email_click",
+    "app_session",
+    "support_ticket",
+    "campaign_contact",
+    "coupon_redeem",
 )
 
 EVENTS = (
     Field("customer_id", pa.string(), "customer key", required=True),
     Field("ts", UTC_TS, "time of the event", "UTC timestamp", required=True),
-    Field("event_type", pa.string(), "what happened", "", ", ".join(EVENT_TYPES) + ", or other",
-          required=True),
+    Field(
+        "event_type",
+        pa.string(),
+        "what happened",
+        "",
+        ", ".join(EVENT_TYPES) + ", or other",
+        required=True,
+    ),
     Field("channel", pa.string(), "channel of the event", "", "e.g. web, app, email, store"),
     Field("session_id", pa.string(), "session key grouping events"),
     Field("properties", pa.string(), "event details as a JSON object", "", "JSON"),
@@ -104,9 +153,68 @@ FEEDBACK = (
     Field("ts", UTC_TS, "time the feedback was given", "UTC timestamp", required=True),
     Field("kind", pa.string(), "survey type", "", ", ".join(FEEDBACK_KINDS), required=True),
     Field("score", pa.float64(), "score given", "points", "0..scale_max", required=True),
-    Field("scale_max", pa.float64(), "top of the scale (nps 10, csat 5, review 5)", "points",
-          "> 0", required=True),
+    Field(
+        "scale_max",
+        pa.float64(),
+        "top of the scale (nps 10, csat 5, review 5)",
+        "points",
+        "> 0",
+        required=True,
+    ),
     Field("comment", pa.string(), "free-text comment (personal data must be removed upstream)"),
+)
+
+# Rows that failed a rule, and exact duplicates, land here instead of the canonical tables.
+QUARANTINE = (
+    Field(
+        "table",
+        pa.string(),
+        "canonical table the row was meant for",
+        "",
+        ", ".join(("transactions", "customers", "events", "feedback")),
+        required=True,
+    ),
+    Field(
+        "source",
+        pa.string(),
+        "source file name (or SQL source name) the row came from",
+        required=True,
+    ),
+    Field(
+        "source_row",
+        pa.int64(),
+        "1-based data row within the source (header excluded)",
+        required=True,
+    ),
+    Field(
+        "ingested_at", UTC_TS, "when the ingest batch was committed", "UTC timestamp", required=True
+    ),
+    Field(
+        "batch_id", pa.string(), "ingest batch (manifest entry) that wrote the row", required=True
+    ),
+    Field(
+        "rule",
+        pa.string(),
+        "name of the rule that rejected the row",
+        "",
+        "see the rules table below",
+        required=True,
+    ),
+    Field(
+        "reason",
+        pa.string(),
+        "what is wrong, naming the column and the offending value",
+        required=True,
+    ),
+    Field("column", pa.string(), "canonical column at fault, when one is"),
+    Field(
+        "raw",
+        pa.string(),
+        "the source values of the row (canonical values for duplicates), personal data "
+        "already dropped or hashed",
+        "",
+        "JSON",
+    ),
 )
 
 TABLES: dict[str, tuple[Field, ...]] = {
@@ -116,25 +224,57 @@ TABLES: dict[str, tuple[Field, ...]] = {
     "feedback": FEEDBACK,
 }
 
+# Rejecting rules, in the order they are tried: the first that fires names the row's rule.
+RULES: dict[str, str] = {
+    "excluded": "the first output of a source has a where: condition and the row does not meet "
+    "it (counted, never silently dropped)",
+    "missing_customer_id": "customer_id is empty, so the row cannot be tied to a customer",
+    "bad_value": "a value is present but does not parse as its canonical type (the reason "
+    "names the column and the text)",
+    "missing_required": "a required canonical column is empty",
+    "impossible_date": "the time column is before the rule's min: date or later than "
+    "max_future_days after the ingest",
+    "non_product": "transactions: postage, fees, adjustments, vouchers (product ids, pattern "
+    "or categories listed in the mapping)",
+    "negative_price": "transactions: unit_price below zero",
+    "zero_price": "transactions: unit_price (or amount, if no price is mapped) is zero",
+    "score_out_of_range": "feedback: score below 0 or above scale_max",
+    "duplicate": "an exact duplicate (all canonical columns equal) of a row kept earlier in "
+    "the batch or already in the lake",
+}
+# Flagging rules: the row is kept and counted in the manifest.
+FLAGS: dict[str, str] = {
+    "cancellation": "transactions: order_id starts with the cancellation prefix; quantity and "
+    "amount are made negative",
+    "return": "transactions: quantity below zero (returns and cancellations)",
+    "extreme_outlier": "transactions: |quantity| or |amount| above the rule's limits; kept "
+    "with is_outlier = true for features to decide",
+    "unmatched_<lookup>": "a lookup (e.g. products for categories) had no row for the key; "
+    "the looked-up columns are empty",
+}
+
 # The timestamp column each table is partitioned and as-of filtered by.
 TIME_COLUMN = {"transactions": "ts", "customers": "first_seen", "events": "ts", "feedback": "ts"}
 
 REQUIRED_TABLES = ("transactions",)
 
+# Tables stored in year=/month= partitions of their time column (customers are one small table).
+PARTITIONED = ("transactions", "events", "feedback")
+
 
 def fields(table: str) -> tuple[Field, ...]:
-    """Data fields of a canonical table (lineage excluded)."""
+    """Data fields of a canonical table (lineage excluded), or of ``quarantine``."""
+    if table == "quarantine":
+        return QUARANTINE
     try:
         return TABLES[table]
     except KeyError:
-        raise ValueError(
-            f"unknown table {table!r}; expected one of {', '.join(TABLES)}"
-        ) from None
+        raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}") from None
 
 
 def arrow_schema(table: str, lineage: bool = True) -> pa.Schema:
     """The Arrow schema of ``table`` as stored in the lake."""
-    cols = list(fields(table)) + (list(LINEAGE) if lineage else [])
+    cols = list(fields(table)) + (list(LINEAGE) if lineage and table in TABLES else [])
     return pa.schema(
         [f.arrow() for f in cols],
         metadata={"table": table, "schema_version": str(SCHEMA_VERSION)},
@@ -151,3 +291,100 @@ def duckdb_type(t: pa.DataType) -> str:
         pa.int64(): "BIGINT",
         pa.bool_(): "BOOLEAN",
     }[t]
+
+
+def render_markdown() -> str:
+    """The data contract as Markdown (``docs/data-contract.md`` is this text, checked by a test).
+
+    Regenerate with ``uv run python -m personas.schema > docs/data-contract.md``.
+    """
+    out = [
+        "# The lake's data contract",
+        "",
+        "<!-- Generated from personas/schema.py by `uv run python -m personas.schema > "
+        "docs/data-contract.md`; edit the schema, not this file (a test keeps them equal). -->",
+        "",
+        f"Schema version **{SCHEMA_VERSION}**. Every source is mapped onto these four tables at "
+        "ingestion (see [ingestion.md](ingestion.md)); features, personas and reports read only "
+        "this shape. Only `transactions` is required; the other tables enrich the personas when "
+        "present. All timestamps are UTC and time-zone aware (`TIMESTAMP WITH TIME ZONE`). "
+        "Personal data (names, e-mails, phones, addresses) never enters the lake in clear: a "
+        "mapping drops it or replaces it with a salted hash.",
+        "",
+        "Layout: `<lake>/<table>/year=YYYY/month=M/part-<batch>-<i>.parquet` (Hive partitions by "
+        "the table's time column; `customers` is not partitioned), `<lake>/quarantine/`, and "
+        "`<lake>/_manifest/<batch>.json`, one entry per committed ingest. Readers take their file "
+        "lists from the manifest only, so a killed ingest is never half visible.",
+        "",
+    ]
+
+    def table(title: str, flds: tuple[Field, ...], time_col: str | None) -> None:
+        out.extend([f"## {title}", ""])
+        if time_col and title.strip("`").split("`")[0] in PARTITIONED:
+            out.extend([f"Partitioned and as-of filtered by `{time_col}`.", ""])
+        elif time_col:
+            out.extend([f"Not partitioned; as-of filtered by `{time_col}` when it is set.", ""])
+        out.append("| column | type | required | unit | allowed values | meaning |")
+        out.append("|---|---|---|---|---|---|")
+        for f in flds:
+            out.append(
+                f"| `{f.name}` | {duckdb_type(f.type)} | {'yes' if f.required else ''} | "
+                f"{_md(f.unit)} | {_md(f.allowed)} | {_md(f.meaning)} |"
+            )
+        out.append("")
+
+    for name, flds in TABLES.items():
+        table(
+            f"`{name}`" + (" (required)" if name in REQUIRED_TABLES else ""),
+            flds,
+            TIME_COLUMN[name],
+        )
+    table("Lineage columns (every table)", LINEAGE, None)
+    out.extend(
+        [
+            "`ingested_at`/`batch_id` say which manifest entry wrote a row; `source`/`source_row` "
+            "find it again in the original file.",
+            "",
+        ]
+    )
+    table("`quarantine`", QUARANTINE, None)
+    out += [
+        "Every input row ends in exactly one place: a canonical table (accepted), "
+        "`quarantine` with the rule that rejected it, or `quarantine` as a duplicate. "
+        "**rows in = accepted + quarantined + duplicates** is checked for every source "
+        "before a batch commits, and recorded in the manifest with per-rule counts.",
+        "",
+        "## Rules",
+        "",
+        "Rejecting rules (the row goes to quarantine; the first rule that fires, in this "
+        "order, names it):",
+        "",
+        "| rule | when |",
+        "|---|---|",
+        *[f"| `{k}` | {_md(v)} |" for k, v in RULES.items()],
+        "",
+        "Flags (the row is kept and counted):",
+        "",
+        "| flag | when |",
+        "|---|---|",
+        *[f"| `{k}` | {_md(v)} |" for k, v in FLAGS.items()],
+        "",
+        "## Manifest entry",
+        "",
+        "One JSON file per committed batch: `batch_id`, `committed_at`, `mapping`, "
+        "`mapping_hash`, `schema_version`, `seconds`, the data files it added per table, "
+        "and per source: `source`, `path`, `fingerprint` (sha256 of the file's bytes, or of "
+        "a query's result), `bytes`, `rows_in`, `accepted`, `quarantined`, `duplicates`, "
+        "`rules` (count per rule), `flags` (count per flag among accepted rows), `outputs` "
+        "(the same counts per output table) and `seconds`.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+if __name__ == "__main__":  # pragma: no cover - the doc generator
+    print(render_markdown(), end="")
