@@ -283,10 +283,9 @@ def connect(
     """A DuckDB connection with UTC session time zone and optional resource limits."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    try:
+    # inside Jupyter without ipywidgets DuckDB refuses to touch this setting
+    with contextlib.suppress(duckdb.Error):
         con.execute("SET enable_progress_bar = false")
-    except duckdb.Error:
-        pass  # inside Jupyter without ipywidgets DuckDB refuses to touch this setting
     if memory_limit:
         con.execute(f"SET memory_limit = '{_sql_str(memory_limit)}'")
     if threads:

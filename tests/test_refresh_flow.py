@@ -53,7 +53,9 @@ def test_refresh_publishes_self_contained_report(refreshed) -> None:
     from html.parser import HTMLParser
 
     class Refs(HTMLParser):
-        found: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[str] = []
 
         def handle_starttag(self, tag: str, attrs: list) -> None:
             for k, v in attrs:
