@@ -32,8 +32,11 @@ lint: setup  ## ruff
 	$(UV) run ruff check .
 	$(UV) run ruff format --check personas pipelines tests benchmarks
 
-bench: setup  ## benchmarks (minutes; not part of the tests)
-	$(UV) run python benchmarks/run_all.py
+bench: setup system-deps  ## all benchmarks, one after the other (about an hour; not part of the tests)
+	$(UV) run python benchmarks/bench_ingest.py --floor
+	$(UV) run python benchmarks/bench_features.py --lines-100m
+	$(UV) run python benchmarks/bench_btyd.py
+	$(UV) run python benchmarks/bench_report.py
 
 clean:  ## remove generated data (lake, features, runs, published, demo exports)
 	rm -rf data/lake data/features data/runs data/published data/demo

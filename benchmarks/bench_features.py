@@ -109,7 +109,7 @@ import json, sys, duckdb
 from pathlib import Path
 src, dst, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from personas.lake import Lake
-con = Lake(src).connect()
+con = Lake(src).connect(memory_limit="6GB")  # only prepares the data; not measured
 Path(dst).mkdir(parents=True, exist_ok=True)
 for t in ("transactions", "customers", "events", "feedback"):
     out = Path(dst) / f"{t}.parquet"
@@ -119,7 +119,7 @@ for t in ("transactions", "customers", "events", "feedback"):
         f"SELECT * REPLACE (customer_id || '-{i}' AS customer_id) FROM {t}" for i in range(times))
     con.execute(f"COPY ({union}) TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
 print(json.dumps({t: duckdb.sql(f"SELECT count(*) FROM '{Path(dst) / (t + '.parquet')}'")
-                  .fetchone()[0] for t in ("transactions", "events")}))
+                  .fetchall()[0][0] for t in ("transactions", "events")}))
 """
 
 DUCKDB_FILES = r"""

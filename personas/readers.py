@@ -220,22 +220,25 @@ def _open_delimited(
 ) -> RawSource:
     names = header_names(paths[0], source)
     plain = [_plain_utf8(p, source, tmp_dir) for p in paths]
+    opts = _csv_options(source, names, source.sep(paths[0]), source.header)
+    return _register_lines(con, source, paths, plain, view, opts, names)
+
+
+def _csv_options(source: Source, names: list[str], sep: str, header: bool) -> list[str]:
+    """Strict ``read_csv`` options: every column text, nothing guessed, bad lines raise."""
     cols = "{" + ", ".join(f"'{_q(n)}': 'VARCHAR'" for n in names) + "}"
-    sep = source.sep(paths[0])
-    quote = source.quote
-    opts = [
+    return [
         "auto_detect = false",
         f"columns = {cols}",
         f"delim = '{_q(sep)}'",
-        f"quote = '{_q(quote)}'",
-        f"escape = '{_q(quote)}'",
-        f"header = {str(source.header).lower()}",
+        f"quote = '{_q(source.quote)}'",
+        f"escape = '{_q(source.quote)}'",
+        f"header = {str(header).lower()}",
         f"nullstr = [{', '.join(_lit(v) for v in source.null_values)}]",
         f"max_line_size = {int(source.max_line_bytes) + 2}",
         "strict_mode = true",
         "null_padding = false",
     ]
-    return _register_lines(con, source, paths, plain, view, opts, names)
 
 
 def _open_whitespace(
@@ -428,20 +431,7 @@ class _Utf8Reader:
 
 def chunk_source(source: Source, chunk: Chunk, names: list[str], sep: str) -> RawSource:
     """A raw source (inline SQL, no view) over one chunk: any connection can scan it."""
-    cols = "{" + ", ".join(f"'{_q(n)}': 'VARCHAR'" for n in names) + "}"
-    quote = source.quote
-    opts = [
-        "auto_detect = false",
-        f"columns = {cols}",
-        f"delim = '{_q(sep)}'",
-        f"quote = '{_q(quote)}'",
-        f"escape = '{_q(quote)}'",
-        f"header = {str(chunk.header).lower()}",
-        f"nullstr = [{', '.join(_lit(v) for v in source.null_values)}]",
-        f"max_line_size = {int(source.max_line_bytes) + 2}",
-        "strict_mode = true",
-        "null_padding = false",
-    ]
+    opts = _csv_options(source, names, sep, chunk.header)
     sql = (
         f"(SELECT row_number() OVER () AS _row, 0 AS _file, "
         f"{', '.join(_id(n) for n in names)} FROM read_csv('{_q(chunk.path)}', "

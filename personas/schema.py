@@ -174,24 +174,7 @@ QUARANTINE = (
         ", ".join(("transactions", "customers", "events", "feedback")),
         required=True,
     ),
-    Field(
-        "source",
-        pa.string(),
-        "source file name (or SQL source name) the row came from",
-        required=True,
-    ),
-    Field(
-        "source_row",
-        pa.int64(),
-        "1-based data row within the source (header excluded)",
-        required=True,
-    ),
-    Field(
-        "ingested_at", UTC_TS, "when the ingest batch was committed", "UTC timestamp", required=True
-    ),
-    Field(
-        "batch_id", pa.string(), "ingest batch (manifest entry) that wrote the row", required=True
-    ),
+    *LINEAGE,
     Field(
         "rule",
         pa.string(),

@@ -127,8 +127,8 @@ def feature_query(ctx: Context) -> tuple[str, list[str]]:
     lifecycle = _lifecycle(ctx)
     select.append(f"{lifecycle} AS lifecycle")
     ctes.append(f"joined AS (SELECT {', '.join(select)} FROM {from_})")
-    vsql, vcols = value_sql(set(columns), "joined")
-    sql = "WITH " + ",\n".join(ctes) + f"\n{vsql}\nORDER BY customer_id"
+    vctes, vsql, vcols = value_sql(set(columns), "joined")
+    sql = "WITH " + ",\n".join(ctes + vctes) + f"\n{vsql}\nORDER BY customer_id"
     return sql, [*columns, "lifecycle", *vcols]
 
 
@@ -152,8 +152,10 @@ def _transactions_ctes(ctx: Context) -> list[str]:
         SELECT customer_id, order_id, ts, category, channel, quantity, amount,
                coalesce(discount, 0) AS discount
         FROM transactions WHERE ts < {t})""",
+        # one row per order; the order id itself is not kept (nothing after needs it, and at
+        # millions of orders it would be most of this intermediate's memory)
         """orders AS (
-        SELECT customer_id, order_id, min(ts) AS ts, sum(amount) AS amount,
+        SELECT customer_id, min(ts) AS ts, sum(amount) AS amount,
                sum(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS gross,
                sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS returned,
                sum(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS units,
@@ -216,6 +218,11 @@ def _channel_ctes(ctx: Context) -> list[str]:
 
 
 def _events_cte(ctx: Context) -> tuple[str, list[str]]:
+    """Engagement from events: one pass of plain counts, one over sessions (when there are any).
+
+    Sessions are first reduced to one row each (latest event, whether it was in the app), so
+    the session features are plain sums instead of several ``count(DISTINCT ...)``.
+    """
     et = ctx.event_types
     t, t90, t365 = ctx.ts, ctx.ts_minus(90), ctx.ts_minus(365)
     parts: list[str] = []
@@ -234,19 +241,6 @@ def _events_cte(ctx: Context) -> tuple[str, list[str]]:
             parts.append(f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_click')} * 1.0 /"
                          f" {n('email_sent')}, 1.0) END AS email_click_rate")
             cols.append("email_click_rate")
-    sess = [e for e in SESSION_EVENTS if e in et]
-    if sess and ctx.has_sessions:
-        inlist = ", ".join(f"'{e}'" for e in sess)
-        parts.append(f"count(DISTINCT CASE WHEN event_type IN ({inlist}) AND ts >= {t90} "
-                     "THEN session_id END) AS sessions_90d")
-        cols.append("sessions_90d")
-        if "app_session" in et:
-            parts.append(
-                f"CASE WHEN count(DISTINCT CASE WHEN event_type IN ({inlist}) THEN session_id "
-                "END) > 0 THEN count(DISTINCT CASE WHEN event_type = 'app_session' THEN "
-                f"session_id END) * 1.0 / count(DISTINCT CASE WHEN event_type IN ({inlist}) "
-                "THEN session_id END) END AS app_session_share")
-            cols.append("app_session_share")
     if "add_to_cart" in et and "checkout" in et:
         parts.append(f"CASE WHEN {n('add_to_cart')} > 0 THEN greatest(1.0 - {n('checkout')} * "
                      f"1.0 / {n('add_to_cart')}, 0.0) END AS cart_abandonment_rate")
@@ -257,9 +251,34 @@ def _events_cte(ctx: Context) -> tuple[str, list[str]]:
     if "coupon_redeem" in et:
         parts.append(f"{n('coupon_redeem')} AS coupon_redemptions")
         cols.append("coupon_redemptions")
-    cte = (f"eng AS (SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} "
-           "GROUP BY customer_id)") if parts else ""
-    return cte, cols
+    sess = [e for e in SESSION_EVENTS if e in et]
+    scols: list[str] = []
+    sparts: list[str] = []
+    if sess and ctx.has_sessions:
+        sparts.append(f"sum(CASE WHEN ts >= {t90} THEN 1 ELSE 0 END) AS sessions_90d")
+        scols.append("sessions_90d")
+        if "app_session" in et:
+            sparts.append("sum(app) * 1.0 / count(*) AS app_session_share")
+            scols.append("app_session_share")
+    if not parts and not sparts:
+        return "", []
+    counts = (f"(SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} "
+              "GROUP BY customer_id)")
+    if not sparts:
+        return f"eng AS {counts}", cols
+    inlist = ", ".join(f"'{e}'" for e in sess)
+    sessions = f"""(SELECT customer_id, {', '.join(sparts)} FROM (
+            SELECT customer_id, session_id, max(ts) AS ts,
+                   max(CASE WHEN event_type = 'app_session' THEN 1 ELSE 0 END) AS app
+            FROM events WHERE ts < {t} AND session_id IS NOT NULL AND event_type IN ({inlist})
+            GROUP BY customer_id, session_id) x GROUP BY customer_id)"""
+    if not parts:
+        return f"eng AS {sessions}", scols
+    return (f"""eng AS (
+        SELECT coalesce(c.customer_id, s.customer_id) AS customer_id,
+               {', '.join(['c.' + x for x in cols] + ['s.' + x for x in scols])}
+        FROM {counts} c FULL JOIN {sessions} s ON s.customer_id = c.customer_id)""",
+            cols + scols)
 
 
 def _campaign_cte(ctx: Context) -> str:
