@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("PERSONAS_BENCH_DIR", "/tmp/personas-bench"))
 
 
-_PEAK = ("\nimport resource as _r, json as _j\n"
-         "print(_j.dumps({'peak_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))\n")
+_PEAK = (
+    "\nimport resource as _r, json as _j\n"
+    "print(_j.dumps({'peak_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))\n"
+)
 
 
 def _child(code: str, *args: str) -> dict:
@@ -37,8 +39,9 @@ def _child(code: str, *args: str) -> dict:
     memory), printed by the child itself, so each contender is measured alone.
     """
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code + _PEAK, *args], capture_output=True,
-                         text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code + _PEAK, *args], capture_output=True, text=True, cwd=ROOT
+    )
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -145,17 +148,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--as-of", default="2025-01-01")
-    ap.add_argument("--lines-100m", action="store_true",
-                    help="also run 100M order lines (5x replicated) with a 2 GB engine limit")
+    ap.add_argument(
+        "--lines-100m",
+        action="store_true",
+        help="also run 100M order lines (5x replicated) with a 2 GB engine limit",
+    )
     ap.add_argument("--skip-pandas", action="store_true")
     args = ap.parse_args()
     base = CACHE / f"c{args.customers}"
     raw, lake = base / "raw", base / "lake"
-    print(f"preparing {args.customers:,} customers in {base} (cached between runs) ...",
-          flush=True)
+    print(f"preparing {args.customers:,} customers in {base} (cached between runs) ...", flush=True)
     counts = _child(PREPARE, str(raw), str(lake), str(args.customers))
-    print(json.dumps({k: v for k, v in counts.items() if k in
-                      ("transactions", "customers", "events", "feedback")}))
+    print(
+        json.dumps(
+            {
+                k: v
+                for k, v in counts.items()
+                if k in ("transactions", "customers", "events", "feedback")
+            }
+        )
+    )
     rows = []
     duck = _child(DUCKDB, str(lake), str(base / "features"), args.as_of, "-", "0")
     rows.append(("duckdb (SQL over the lake)", duck))
@@ -166,23 +178,30 @@ def main() -> None:
         pand = _child(PANDAS, str(lake), pd_out, args.as_of)
         rows.append(("pandas groupby baseline", pand))
         cmp_ = _child(COMPARE, duck["path"], pd_out)
-        print(f"agreement: {cmp_['compared_features']} features x {cmp_['customers']:,} "
-              f"customers, mismatches: {cmp_['mismatches'] or 'none'}")
+        print(
+            f"agreement: {cmp_['compared_features']} features x {cmp_['customers']:,} "
+            f"customers, mismatches: {cmp_['mismatches'] or 'none'}"
+        )
     print(f"\n{'contender':<36} {'customers':>10} {'feat':>5} {'wall s':>8} {'peak MB':>8}")
     for name, r in rows:
-        print(f"{name:<36} {r['customers']:>10,} {r['features']:>5} {r['wall_s']:>8.1f} "
-              f"{r['peak_rss_mb']:>8,}")
+        print(
+            f"{name:<36} {r['customers']:>10,} {r['features']:>5} {r['wall_s']:>8.1f} "
+            f"{r['peak_rss_mb']:>8,}"
+        )
     if not args.skip_pandas:
-        print(f"\nspeed-up vs pandas: {pand['wall_s'] / duck['wall_s']:.1f}x; "
-              f"memory: {duck['peak_rss_mb'] / pand['peak_rss_mb']:.0%} of pandas")
+        print(
+            f"\nspeed-up vs pandas: {pand['wall_s'] / duck['wall_s']:.1f}x; "
+            f"memory: {duck['peak_rss_mb'] / pand['peak_rss_mb']:.0%} of pandas"
+        )
     if args.lines_100m:
         rep = base / "x5"
         info = _child(REPLICATE, str(lake), str(rep), "5")
         print(f"\n100M-line data (5x replicated): {info}")
-        big = _child(DUCKDB_FILES, str(rep), str(base / "features_100m.parquet"), args.as_of,
-                     "2GB")
-        print(f"duckdb, memory_limit 2GB: {big['customers']:,} customers in {big['wall_s']} s, "
-              f"peak RSS {big['peak_rss_mb']:,} MB")
+        big = _child(DUCKDB_FILES, str(rep), str(base / "features_100m.parquet"), args.as_of, "2GB")
+        print(
+            f"duckdb, memory_limit 2GB: {big['customers']:,} customers in {big['wall_s']} s, "
+            f"peak RSS {big['peak_rss_mb']:,} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -26,18 +26,30 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     lake = Lake(lake_dir)
     d = pd.Timestamp(as_of, tz="UTC")
     day = pd.Timestamp(as_of)
-    tx = _read(lake, "transactions", ["customer_id", "order_id", "ts", "category", "channel",
-                                      "quantity", "amount", "discount"])
+    tx = _read(
+        lake,
+        "transactions",
+        ["customer_id", "order_id", "ts", "category", "channel", "quantity", "amount", "discount"],
+    )
     tx = tx[tx["ts"] < d]
     tx["discount"] = tx["discount"].fillna(0.0)
     tx["gross"] = tx["amount"].clip(lower=0)
     tx["returned"] = (-tx["amount"]).clip(lower=0)
     tx["units"] = tx["quantity"].clip(lower=0)
     tx["disc_pos"] = np.where(tx["amount"] > 0, tx["discount"], 0.0)
-    orders = tx.groupby(["customer_id", "order_id"], sort=False).agg(
-        ts=("ts", "min"), amount=("amount", "sum"), gross=("gross", "sum"),
-        returned=("returned", "sum"), units=("units", "sum"), discount=("disc_pos", "sum"),
-        channel=("channel", "min")).reset_index()
+    orders = (
+        tx.groupby(["customer_id", "order_id"], sort=False)
+        .agg(
+            ts=("ts", "min"),
+            amount=("amount", "sum"),
+            gross=("gross", "sum"),
+            returned=("returned", "sum"),
+            units=("units", "sum"),
+            discount=("disc_pos", "sum"),
+            channel=("channel", "min"),
+        )
+        .reset_index()
+    )
     orders["is_purchase"] = orders["gross"] > 0
     orders["date"] = orders["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
     purch = orders[orders["is_purchase"]]
@@ -63,8 +75,13 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     mean, sd, n = gaps.mean(), gaps.std(ddof=1), gaps.count()
     out["purchase_regularity"] = (1.0 / (1.0 + sd / mean)).where((n >= 2) & (mean > 0))
     pos = tx[(tx["amount"] > 0) & tx["category"].notna()]
-    top = pos.groupby("category")["amount"].sum().reset_index().sort_values(
-        ["amount", "category"], ascending=[False, True])["category"].head(TOP_CATEGORIES)
+    top = (
+        pos.groupby("category")["amount"]
+        .sum()
+        .reset_index()
+        .sort_values(["amount", "category"], ascending=[False, True])["category"]
+        .head(TOP_CATEGORIES)
+    )
     cs = pos.groupby(["customer_id", "category"])["amount"].sum().unstack(fill_value=0.0)
     tot = cs.sum(axis=1)
     for c in top:
@@ -74,11 +91,17 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     ent = -(p * np.log(p.where(p > 0))).sum(axis=1)
     out["category_diversity"] = ent / np.log(ncat) if ncat > 1 else 0.0
     ch = purch[purch["channel"].notna()]
-    chans = ch.groupby("channel")["order_id"].nunique().reset_index().sort_values(
-        ["order_id", "channel"], ascending=[False, True])["channel"].head(TOP_CHANNELS)
+    chans = (
+        ch.groupby("channel")["order_id"]
+        .nunique()
+        .reset_index()
+        .sort_values(["order_id", "channel"], ascending=[False, True])["channel"]
+        .head(TOP_CHANNELS)
+    )
     if len(chans) > 1:
-        share = pd.crosstab(purch["customer_id"], purch["channel"].fillna("(none)"),
-                            normalize="index")
+        share = pd.crosstab(
+            purch["customer_id"], purch["channel"].fillna("(none)"), normalize="index"
+        )
         for c in chans:
             out[CHANNEL_PREFIX + _slug(c)] = share[c]
     ev = _read(lake, "events", ["customer_id", "ts", "event_type", "session_id"])
@@ -89,26 +112,33 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
         if sent is not None:
             out["email_open_rate"] = (cnt["email_open"] / sent).clip(upper=1).where(sent > 0)
             out["email_click_rate"] = (cnt["email_click"] / sent).clip(upper=1).where(sent > 0)
-        sess_ev = ev[ev["event_type"].isin(["page_view", "product_view", "add_to_cart",
-                                            "checkout", "app_session"])]
+        sess_ev = ev[
+            ev["event_type"].isin(
+                ["page_view", "product_view", "add_to_cart", "checkout", "app_session"]
+            )
+        ]
         recent = sess_ev[sess_ev["ts"] >= d - pd.Timedelta(days=90)]
         out["sessions_90d"] = recent.groupby("customer_id")["session_id"].nunique()
-        out.loc[out.index.isin(ev["customer_id"]) & out["sessions_90d"].isna(),
-                "sessions_90d"] = 0
+        out.loc[out.index.isin(ev["customer_id"]) & out["sessions_90d"].isna(), "sessions_90d"] = 0
         allsess = sess_ev.groupby("customer_id")["session_id"].nunique()
-        app = sess_ev[sess_ev["event_type"] == "app_session"].groupby("customer_id")[
-            "session_id"].nunique()
+        app = (
+            sess_ev[sess_ev["event_type"] == "app_session"]
+            .groupby("customer_id")["session_id"]
+            .nunique()
+        )
         out["app_session_share"] = (app.reindex(allsess.index, fill_value=0) / allsess).where(
-            allsess > 0)
+            allsess > 0
+        )
         adds = cnt.get("add_to_cart")
         out["cart_abandonment_rate"] = (1 - cnt["checkout"] / adds).clip(lower=0).where(adds > 0)
         sup = ev[(ev["event_type"] == "support_ticket") & (ev["ts"] >= d - pd.Timedelta(days=365))]
         out["support_contacts_365d"] = sup.groupby("customer_id").size()
-        out.loc[out.index.isin(ev["customer_id"]) & out["support_contacts_365d"].isna(),
-                "support_contacts_365d"] = 0
+        out.loc[
+            out.index.isin(ev["customer_id"]) & out["support_contacts_365d"].isna(),
+            "support_contacts_365d",
+        ] = 0
         out["coupon_redemptions"] = cnt.get("coupon_redeem")
-    fb = _read(lake, "feedback", ["customer_id", "ts", "kind", "score", "scale_max",
-                                  "source_row"])
+    fb = _read(lake, "feedback", ["customer_id", "ts", "kind", "score", "scale_max", "source_row"])
     fb = fb[fb["ts"] < d]
     if len(fb):
         nps = fb[fb["kind"] == "nps"].sort_values(["customer_id", "ts", "source_row"])

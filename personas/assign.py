@@ -42,7 +42,8 @@ def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     if missing:
         raise PersonasError(
             f"the input lacks feature column(s) {', '.join(missing)} that the model uses; "
-            "compute them with `personas features` over a lake with the same tables")
+            "compute them with `personas features` over a lake with the same tables"
+        )
     labels, conf = seg.assign(X)
     ids, names = [], []
     for lab in labels:
@@ -52,12 +53,15 @@ def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
             pid, name = NOT_PROFILED[int(lab)]
         ids.append(pid)
         names.append(name)
-    return pd.DataFrame({"persona_id": ids, "persona_name": names, "confidence": conf,
-                         "profiled": labels >= 0}, index=X.index)
+    return pd.DataFrame(
+        {"persona_id": ids, "persona_name": names, "confidence": conf, "profiled": labels >= 0},
+        index=X.index,
+    )
 
 
-def assign_file(path: str | Path, run_dir: str | Path, out: str | Path | None = None
-                ) -> AssignResult:
+def assign_file(
+    path: str | Path, run_dir: str | Path, out: str | Path | None = None
+) -> AssignResult:
     """Read a features file (.parquet or .csv), assign, write the result beside it."""
     path = Path(path)
     if path.suffix == ".csv":

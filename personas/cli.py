@@ -24,8 +24,13 @@ def progress_bar(desc: str) -> Iterator[Callable[[str, int, int], None]]:
     """A tqdm bar driven by the library's ``progress(step, done, total)`` callbacks."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, desc=desc, unit="step", leave=True, disable=not sys.stderr.isatty()
-               and os.environ.get("PERSONAS_PROGRESS") != "1")
+    bar = tqdm(
+        total=0,
+        desc=desc,
+        unit="step",
+        leave=True,
+        disable=not sys.stderr.isatty() and os.environ.get("PERSONAS_PROGRESS") != "1",
+    )
 
     def cb(step: str, done: int, total: int) -> None:
         if total and bar.total != total:
@@ -74,11 +79,21 @@ def main() -> None:
     """
 
 
-workspace_opt = click.option("--workspace", "-w", type=click.Path(file_okay=False),
-                             default=None, help="Workspace folder (default: data, or the "
-                             "config's workspace).")
-config_opt = click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
-                          default=None, help="personas.yaml with settings (optional).")
+workspace_opt = click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Workspace folder (default: data, or the config's workspace).",
+)
+config_opt = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="personas.yaml with settings (optional).",
+)
 
 
 def _cfg(config_path: str | None, workspace: str | None, **over: object):
@@ -88,20 +103,35 @@ def _cfg(config_path: str | None, workspace: str | None, **over: object):
 
 
 @main.command()
-@click.option("--customers", "-n", default=10_000, show_default=True,
-              help="Customers to generate.")
+@click.option("--customers", "-n", default=10_000, show_default=True, help="Customers to generate.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--noise", type=click.Choice(["clean", "noisy"]), default="clean",
-              show_default=True, help="How strongly the planted personas overlap.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), default="data/demo/raw",
-              show_default=True, help="Folder for the generated export files.")
+@click.option(
+    "--noise",
+    type=click.Choice(["clean", "noisy"]),
+    default="clean",
+    show_default=True,
+    help="How strongly the planted personas overlap.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    default="data/demo/raw",
+    show_default=True,
+    help="Folder for the generated export files.",
+)
 def generate(customers: int, seed: int, noise: str, out: str) -> None:
     """Write synthetic retailer exports with planted personas (truth.parquet beside them)."""
     from personas.synthetic import generate as gen
 
     with progress_bar("generate") as cb:
-        info = gen(out, customers=customers, seed=seed, noise=noise,
-                   progress=lambda d, t: cb("customers", d, t))
+        info = gen(
+            out,
+            customers=customers,
+            seed=seed,
+            noise=noise,
+            progress=lambda d, t: cb("customers", d, t),
+        )
     for name, n in info.rows.items():
         click.echo(f"  {name:<13} {n:>12,} rows")
     click.echo(f"wrote {out} (ground truth: {Path(out) / 'truth.parquet'})")
@@ -109,15 +139,27 @@ def generate(customers: int, seed: int, noise: str, out: str) -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--mapping", "-m", required=True,
-              help="Mapping YAML, or a shipped one: demo, online_retail, cdnow, dunnhumby, "
-              "hillstrom.")
-@click.option("--lake", type=click.Path(file_okay=False), default=None,
-              help="Lake folder (default: <workspace>/lake).")
+@click.option(
+    "--mapping",
+    "-m",
+    required=True,
+    help="Mapping YAML, or a shipped one: demo, online_retail, cdnow, dunnhumby, hillstrom.",
+)
+@click.option(
+    "--lake",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Lake folder (default: <workspace>/lake).",
+)
 @workspace_opt
 @config_opt
-def ingest(files: tuple[str, ...], mapping: str, lake: str | None, workspace: str | None,
-           config_path: str | None) -> None:
+def ingest(
+    files: tuple[str, ...],
+    mapping: str,
+    lake: str | None,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
     """Ingest FILES (or folders) into the lake as one atomic batch.
 
     Prints the row accounting: input = accepted + quarantined + duplicates. Files already in
@@ -134,44 +176,69 @@ def ingest(files: tuple[str, ...], mapping: str, lake: str | None, workspace: st
 
 
 @main.command()
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Use data before this date (default: day after the last transaction).")
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Use data before this date (default: day after the last transaction).",
+)
 @click.option("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB.")
 @workspace_opt
 @config_opt
-def features(as_of: object, memory_limit: str | None, workspace: str | None,
-             config_path: str | None) -> None:
+def features(
+    as_of: object, memory_limit: str | None, workspace: str | None, config_path: str | None
+) -> None:
     """Compute per-customer features as of a date into <workspace>/features/."""
     from personas.features import build_features
 
     cfg = _cfg(config_path, workspace)
-    fs = build_features(cfg.lake_dir, as_of.date() if as_of else cfg.features.as_of,
-                        cfg.features_dir, memory_limit=memory_limit or cfg.features.memory_limit)
-    click.echo(f"{fs.customers:,} customers x {len(fs.columns)} features as of {fs.as_of} "
-               f"in {fs.seconds:.1f} s -> {fs.path}")
+    fs = build_features(
+        cfg.lake_dir,
+        as_of.date() if as_of else cfg.features.as_of,
+        cfg.features_dir,
+        memory_limit=memory_limit or cfg.features.memory_limit,
+    )
+    click.echo(
+        f"{fs.customers:,} customers x {len(fs.columns)} features as of {fs.as_of} "
+        f"in {fs.seconds:.1f} s -> {fs.path}"
+    )
 
 
 @main.command()
-@click.option("--features", "features_path", type=click.Path(exists=True), default=None,
-              help="features.parquet (default: the newest under <workspace>/features).")
+@click.option(
+    "--features",
+    "features_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="features.parquet (default: the newest under <workspace>/features).",
+)
 @click.option("--k", default=None, help="Number of personas, or auto.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @workspace_opt
 @config_opt
-def discover(features_path: str | None, k: str | None, seed: int | None,
-             workspace: str | None, config_path: str | None) -> None:
+def discover(
+    features_path: str | None,
+    k: str | None,
+    seed: int | None,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
     """Discover personas and write a run folder under <workspace>/runs/."""
     from personas.discover import discover as run
 
-    cfg = _cfg(config_path, workspace, **{"segmentation.k": _k(k),
-                                          "segmentation.random_state": seed})
+    cfg = _cfg(
+        config_path, workspace, **{"segmentation.k": _k(k), "segmentation.random_state": seed}
+    )
     path = Path(features_path) if features_path else _newest_features(cfg.features_dir)
     latest = cfg.published_dir / "latest"
     with progress_bar("discover") as cb:
-        res = run(path, cfg.runs_dir, latest if latest.exists() else None, cfg.segmentation,
-                  progress=cb)
-    click.echo(f"{res.k} personas ({res.algorithm}), stability {res.stability:.2f}, "
-               f"rule fidelity {res.fidelity:.2f} in {res.seconds:.0f} s -> {res.run_dir}")
+        res = run(
+            path, cfg.runs_dir, latest if latest.exists() else None, cfg.segmentation, progress=cb
+        )
+    click.echo(
+        f"{res.k} personas ({res.algorithm}), stability {res.stability:.2f}, "
+        f"rule fidelity {res.fidelity:.2f} in {res.seconds:.0f} s -> {res.run_dir}"
+    )
 
 
 @main.command()
@@ -189,14 +256,25 @@ def publish(run_dir: str | None, workspace: str | None, config_path: str | None)
 
 
 @main.command()
-@click.option("--source", "-s", "sources", multiple=True, type=click.Path(exists=True),
-              help="Files or folders to ingest first (repeatable).")
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Files or folders to ingest first (repeatable).",
+)
 @click.option("--mapping", "-m", default=None, help="Mapping for --source.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @workspace_opt
 @config_opt
-def refresh(sources: tuple[str, ...], mapping: str | None, as_of: object,
-            workspace: str | None, config_path: str | None) -> None:
+def refresh(
+    sources: tuple[str, ...],
+    mapping: str | None,
+    as_of: object,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
     """Run the Prefect refresh flow: ingest (optional) -> features -> personas -> publish.
 
     Without a running Prefect server the flow runs on a temporary local one (start-up takes
@@ -206,8 +284,13 @@ def refresh(sources: tuple[str, ...], mapping: str | None, as_of: object,
     from pipelines.flows import refresh as flow
 
     t0 = time.perf_counter()
-    out = flow(config_path=config_path, sources=list(sources) or None, mapping=mapping,
-               workspace=workspace, as_of=as_of.date() if as_of else None)
+    out = flow(
+        config_path=config_path,
+        sources=list(sources) or None,
+        mapping=mapping,
+        workspace=workspace,
+        as_of=as_of.date() if as_of else None,
+    )
     click.echo(f"refresh finished in {time.perf_counter() - t0:.0f} s")
     click.echo(f"report: {out['publish']['report']}")
 
@@ -215,8 +298,9 @@ def refresh(sources: tuple[str, ...], mapping: str | None, as_of: object,
 @main.command()
 @click.option("--customers", "-n", default=10_000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--workspace", "-w", type=click.Path(file_okay=False), default="data",
-              show_default=True)
+@click.option(
+    "--workspace", "-w", type=click.Path(file_okay=False), default="data", show_default=True
+)
 def demo(customers: int, seed: int, workspace: str) -> None:
     """Generate the synthetic demo retailer and run the refresh flow on it end to end."""
     _prefect_env()
@@ -242,14 +326,25 @@ def demo(customers: int, seed: int, workspace: str) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Run whose model to use (default: the published one).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Output file (.parquet or .csv; default: <file>.personas.parquet).")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Run whose model to use (default: the published one).",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Output file (.parquet or .csv; default: <file>.personas.parquet).",
+)
 @workspace_opt
 @config_opt
-def assign(file: str, run_dir: str | None, out: str | None, workspace: str | None,
-           config_path: str | None) -> None:
+def assign(
+    file: str, run_dir: str | None, out: str | None, workspace: str | None, config_path: str | None
+) -> None:
     """Score customers in FILE (a features table) with a published persona model.
 
     New customers and prospects get a persona or an explicit "not yet profiled" group.
@@ -319,8 +414,9 @@ def _newest_features(root: Path) -> Path:
 
 
 def _newest_run(root: Path) -> Path:
-    cands = sorted(p for p in root.iterdir() if (p / "profiles.json").exists()) \
-        if root.exists() else []
+    cands = (
+        sorted(p for p in root.iterdir() if (p / "profiles.json").exists()) if root.exists() else []
+    )
     if not cands:
         raise click.ClickException(f"no runs under {root}; run `personas discover` first")
     return cands[-1]

@@ -24,8 +24,9 @@ class _Strict(BaseModel):
 
 class FeaturesConfig(_Strict):
     as_of: date | None = Field(
-        default=None, description="features use data before this date (default: day after "
-        "the last transaction)")
+        default=None,
+        description="features use data before this date (default: day after the last transaction)",
+    )
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 2GB")
     threads: int | None = None
     clv: bool = True
@@ -39,13 +40,15 @@ class SegmentationConfig(_Strict):
     n_bootstrap: int = Field(default=5, ge=0)
     min_orders: int = Field(default=2, ge=1)
     min_persona_size: int | None = Field(
-        default=None, description="default: max(50, 1% of profiled customers)")
+        default=None, description="default: max(50, 1% of profiled customers)"
+    )
     skew: Literal["log", "quantile", "none"] = "log"
     group_weights: Literal["balanced", "none"] | dict[str, float] = "none"
     include_groups: list[str] | None = None
     exclude_features: list[str] | None = None
     categorical: list[str] | None = Field(
-        default=None, description="label features to one-hot encode, e.g. [age_band, region]")
+        default=None, description="label features to one-hot encode, e.g. [age_band, region]"
+    )
     max_missing: float = Field(default=0.8, ge=0, le=1)
     min_stability: float = Field(default=0.8, ge=0, le=1)
     tolerance: float = Field(default=0.02, ge=0)
@@ -116,7 +119,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         lines = [f"{path or 'configuration'}: invalid settings"]
         for err in e.errors():
             loc = ".".join(str(x) for x in err["loc"])
-            msg = (f"unknown setting {err['loc'][-1]!r}" if err["type"] == "extra_forbidden"
-                   else err["msg"])
+            msg = (
+                f"unknown setting {err['loc'][-1]!r}"
+                if err["type"] == "extra_forbidden"
+                else err["msg"]
+            )
             lines.append(f"  - {loc}: {msg}")
         raise ConfigError("\n".join(lines)) from None

@@ -45,10 +45,14 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def discover(features_path: str | Path, runs_root: str | Path,
-             previous_dir: str | Path | None = None,
-             config: SegmentationConfig | None = None, run_id: str | None = None,
-             progress: Progress | None = None) -> DiscoverResult:
+def discover(
+    features_path: str | Path,
+    runs_root: str | Path,
+    previous_dir: str | Path | None = None,
+    config: SegmentationConfig | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> DiscoverResult:
     """Fit personas on the features and write ``runs_root/<run_id>/``."""
     t0 = time.perf_counter()
     cfg = config or SegmentationConfig()
@@ -60,11 +64,17 @@ def discover(features_path: str | Path, runs_root: str | Path,
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} exists already; pick another run id")
     run_dir.mkdir(parents=True)
-    _write_json(run_dir / "run.json", {
-        "run_id": run_id, "status": "running", "started_at": _now(),
-        "features": str(features_path), "as_of": catalog.get("as_of"),
-        "data_fingerprint": catalog.get("lake_fingerprint"),
-    })
+    _write_json(
+        run_dir / "run.json",
+        {
+            "run_id": run_id,
+            "status": "running",
+            "started_at": _now(),
+            "features": str(features_path),
+            "as_of": catalog.get("as_of"),
+            "data_fingerprint": catalog.get("lake_fingerprint"),
+        },
+    )
     try:
         seg = PersonaSegmenter(**cfg.segmenter_kwargs()).fit(X, progress=progress)
         labels = seg.labels_
@@ -77,27 +87,41 @@ def discover(features_path: str | Path, runs_root: str | Path,
             identity = ident.first_ids(labels)
         chosen = seg.candidates_[seg.candidates_["chosen"]].iloc[0].to_dict()
         model = {
-            "algorithm": seg.algorithm_, "k": int(seg.k_), "stability": seg.stability_,
-            "silhouette": chosen.get("silhouette"), "selection_rule": _RULE,
-            "features": list(seg.features_), "dropped_features": seg.dropped_features_,
+            "algorithm": seg.algorithm_,
+            "k": int(seg.k_),
+            "stability": seg.stability_,
+            "silhouette": chosen.get("silhouette"),
+            "selection_rule": _RULE,
+            "features": list(seg.features_),
+            "dropped_features": seg.dropped_features_,
             "merged_small_clusters": {str(k): v for k, v in seg.merged_.items()},
             "sample_size": int(min(cfg.sample_size, seg.n_profiled_)),
             "random_state": cfg.random_state,
             "candidates": seg.candidates_.replace({np.nan: None}).to_dict(orient="records"),
         }
         profiles, assignments = build_profiles(
-            X, labels, seg.confidence_, list(seg.features_), identity, seg.min_persona_size_,
-            model, str(catalog.get("as_of")), str(catalog.get("lake_fingerprint")),
-            rule_depth=cfg.rule_depth, seed=cfg.random_state,
-            display=display_names(catalog))
+            X,
+            labels,
+            seg.confidence_,
+            list(seg.features_),
+            identity,
+            seg.min_persona_size_,
+            model,
+            str(catalog.get("as_of")),
+            str(catalog.get("lake_fingerprint")),
+            rule_depth=cfg.rule_depth,
+            seed=cfg.random_state,
+            display=display_names(catalog),
+        )
         (run_dir / "profiles.json").write_text(dumps(profiles), encoding="utf-8")
         assignments.to_parquet(run_dir / "assignments.parquet", index=False)
         seg.candidates_.to_csv(run_dir / "candidates.csv", index=False)
         _write_json(run_dir / "identity.json", identity.to_json())
         if previous is not None:
             pid = pd.Series(assignments["persona_id"].to_numpy(), index=assignments["customer_id"])
-            ident.migration_matrix(pid, previous[0]).to_parquet(run_dir / "migration.parquet",
-                                                                index=False)
+            ident.migration_matrix(pid, previous[0]).to_parquet(
+                run_dir / "migration.parquet", index=False
+            )
         if progress:
             progress("map", 0, 1)
         prof_mask = labels >= 0
@@ -105,14 +129,21 @@ def discover(features_path: str | Path, runs_root: str | Path,
         if prof_mask.any():
             Z = np.zeros((len(X), len(seg.features_)))
             Z[prof_mask] = seg.transform(X.loc[prof_mask])
-        persona_map(X.index, Z, labels, assignments["persona_id"].to_numpy(),
-                    cap=cfg.map_sample, seed=cfg.random_state).to_parquet(
-            run_dir / "map.parquet", index=False)
+        persona_map(
+            X.index,
+            Z,
+            labels,
+            assignments["persona_id"].to_numpy(),
+            cap=cfg.map_sample,
+            seed=cfg.random_state,
+        ).to_parquet(run_dir / "map.parquet", index=False)
         save_model(seg, run_dir / "model.skops")
         metrics = {
             "model": {k: v for k, v in model.items() if k != "candidates"},
-            "candidates": model["candidates"], "rules": profiles["rules"],
-            "customers": len(X), "profiled": int(prof_mask.sum()),
+            "candidates": model["candidates"],
+            "rules": profiles["rules"],
+            "customers": len(X),
+            "profiled": int(prof_mask.sum()),
             "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -121,17 +152,27 @@ def discover(features_path: str | Path, runs_root: str | Path,
         _update_run(run_dir, status="failed", error=f"{type(e).__name__}: {e}")
         raise
     _update_run(run_dir, status="discovered")
-    return DiscoverResult(run_dir, int(seg.k_), seg.algorithm_, float(seg.stability_),
-                          float(profiles["rules"]["fidelity"]), time.perf_counter() - t0)
+    return DiscoverResult(
+        run_dir,
+        int(seg.k_),
+        seg.algorithm_,
+        float(seg.stability_),
+        float(profiles["rules"]["fidelity"]),
+        time.perf_counter() - t0,
+    )
 
 
-_RULE = ("keep candidates with bootstrap stability >= min_stability (all if none) and no "
-         "persona below the minimum size; take the highest silhouette; among those within "
-         "a relative tolerance of it (default 2%) prefer fewer personas, then higher stability")
+_RULE = (
+    "keep candidates with bootstrap stability >= min_stability (all if none) and no "
+    "persona below the minimum size; take the highest silhouette; among those within "
+    "a relative tolerance of it (default 2%) prefer fewer personas, then higher stability"
+)
 
 TRUSTED = [
-    "personas.segment.PersonaSegmenter", "personas.selection.Fitted",
-    "personas.preprocess.GroupWeights", "personas.preprocess.signed_log1p",
+    "personas.segment.PersonaSegmenter",
+    "personas.selection.Fitted",
+    "personas.preprocess.GroupWeights",
+    "personas.preprocess.signed_log1p",
     "personas.preprocess.soft_clip",
 ]
 
@@ -152,8 +193,11 @@ def load_model(path: str | Path) -> PersonaSegmenter:
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=path)
-    unknown = [t for t in untrusted if t not in TRUSTED and not t.startswith(
-        ("sklearn.", "numpy.", "builtins.", "scipy."))]
+    unknown = [
+        t
+        for t in untrusted
+        if t not in TRUSTED and not t.startswith(("sklearn.", "numpy.", "builtins.", "scipy."))
+    ]
     if unknown:
         raise ValueError(f"{path}: refuses to load unexpected types {unknown}")
     seg = sio.load(path, trusted=untrusted)
@@ -170,14 +214,20 @@ def _previous(previous_dir: str | Path | None) -> tuple[pd.Series, dict[str, str
         return None
     df = pd.read_parquet(a)
     names = {x["id"]: x["name"] for x in json.loads(prof.read_text())["personas"]}
-    run = json.loads((p / "run.json").read_text()).get("run_id") if (p / "run.json").exists() \
+    run = (
+        json.loads((p / "run.json").read_text()).get("run_id")
+        if (p / "run.json").exists()
         else p.name
+    )
     return pd.Series(df["persona_id"].to_numpy(), index=df["customer_id"].astype(str)), names, run
 
 
 def _catalog(features_path: Path) -> dict:
-    p = features_path.parent / "catalog.json" if features_path.is_file() else \
-        features_path / "catalog.json"
+    p = (
+        features_path.parent / "catalog.json"
+        if features_path.is_file()
+        else features_path / "catalog.json"
+    )
     return json.loads(p.read_text()) if p.exists() else {}
 
 

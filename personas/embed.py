@@ -30,8 +30,9 @@ def sample_for_map(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(parts))
 
 
-def umap_2d(Z: np.ndarray, seed: int = 0, n_neighbors: int = 15,
-            min_dist: float = 0.1) -> np.ndarray:
+def umap_2d(
+    Z: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
+) -> np.ndarray:
     """2-D UMAP coordinates of the rows of Z (deterministic for a seed)."""
     if len(Z) < 5:
         return np.zeros((len(Z), 2))
@@ -39,18 +40,32 @@ def umap_2d(Z: np.ndarray, seed: int = 0, n_neighbors: int = 15,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n_jobs overridden by random_state: expected
-        reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(Z) - 1),
-                            min_dist=min_dist, random_state=seed, init="spectral")
+        reducer = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(n_neighbors, len(Z) - 1),
+            min_dist=min_dist,
+            random_state=seed,
+            init="spectral",
+        )
         return reducer.fit_transform(Z).astype("float32")
 
 
-def persona_map(customer_ids: pd.Index, Z: np.ndarray, labels: np.ndarray,
-                persona_ids: np.ndarray, cap: int = 20_000, seed: int = 0) -> pd.DataFrame:
+def persona_map(
+    customer_ids: pd.Index,
+    Z: np.ndarray,
+    labels: np.ndarray,
+    persona_ids: np.ndarray,
+    cap: int = 20_000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Table of sampled customers with map coordinates: customer_id, x, y, persona_id."""
     pos = sample_for_map(labels, cap, seed)
     xy = umap_2d(Z[pos], seed=seed)
-    return pd.DataFrame({
-        "customer_id": np.asarray(customer_ids)[pos].astype(str),
-        "x": xy[:, 0], "y": xy[:, 1],
-        "persona_id": np.asarray(persona_ids)[pos].astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.asarray(customer_ids)[pos].astype(str),
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "persona_id": np.asarray(persona_ids)[pos].astype(str),
+        }
+    )

@@ -45,8 +45,12 @@ class Trait:
             val = f.format(self.persona_mean)
         except KeyError:
             val = f"{self.persona_mean:,.2f}"
-        if self.lift is not None and np.isfinite(self.lift) and self.population_mean > 0 \
-                and self.lift >= 0:
+        if (
+            self.lift is not None
+            and np.isfinite(self.lift)
+            and self.population_mean > 0
+            and self.lift >= 0
+        ):
             if self.lift >= 1.05:
                 rel = f"{self.lift:.1f}x the average"
             elif self.lift <= 0.95:
@@ -73,9 +77,14 @@ def ratio_scale(feature: str) -> bool:
     return not feature.startswith("value_")
 
 
-def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
-           top: int = 6, min_effect: float = 0.2,
-           names: dict[str, str] | None = None) -> dict[int, list[Trait]]:
+def traits(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    features: list[str],
+    top: int = 6,
+    min_effect: float = 0.2,
+    names: dict[str, str] | None = None,
+) -> dict[int, list[Trait]]:
     """The features that most set each persona apart from the other profiled customers.
 
     Customers not profiled (labels < 0) are left out of both sides of the comparison: a
@@ -96,10 +105,23 @@ def traits(X: pd.DataFrame, labels: np.ndarray, features: list[str],
         for f in features:
             if not np.isfinite(d[f]) or abs(d[f]) < min_effect:
                 continue
-            lift = (float(ma[f] / pop[f]) if ratio_scale(f) and pop[f] > 0 and ma[f] >= 0
-                    and np.isfinite(pop[f]) else None)
-            rows.append(Trait(f, label(f, names), float(ma[f]), float(mb[f]), float(pop[f]),
-                              float(d[f]), lift, "higher" if d[f] > 0 else "lower"))
+            lift = (
+                float(ma[f] / pop[f])
+                if ratio_scale(f) and pop[f] > 0 and ma[f] >= 0 and np.isfinite(pop[f])
+                else None
+            )
+            rows.append(
+                Trait(
+                    f,
+                    label(f, names),
+                    float(ma[f]),
+                    float(mb[f]),
+                    float(pop[f]),
+                    float(d[f]),
+                    lift,
+                    "higher" if d[f] > 0 else "lower",
+                )
+            )
         rows.sort(key=lambda t: (-abs(t.effect_size), t.feature))
         out[p] = rows[:top]
     return out
@@ -134,9 +156,15 @@ class Rules:
     persona_fidelity: dict[int, float]
 
 
-def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
-                    max_depth: int = 4, min_leaf_share: float = 0.005,
-                    random_state: int = 0, names: dict[str, str] | None = None) -> Rules:
+def surrogate_rules(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    features: list[str],
+    max_depth: int = 4,
+    min_leaf_share: float = 0.005,
+    random_state: int = 0,
+    names: dict[str, str] | None = None,
+) -> Rules:
     """Depth-limited trees on the original features that mimic the persona assignment."""
     mask = labels >= 0
     features = [f for f in features if pd.api.types.is_numeric_dtype(X[f])]
@@ -150,8 +178,9 @@ def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
     depth = 0
     for j, k in enumerate(ks):
         target = y == k
-        tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=leaf,
-                                      random_state=random_state).fit(Xf, target)
+        tree = DecisionTreeClassifier(
+            max_depth=max_depth, min_samples_leaf=leaf, random_state=random_state
+        ).fit(Xf, target)
         depth = max(depth, int(tree.get_depth()))
         pos = list(tree.classes_).index(True) if True in tree.classes_ else None
         proba[:, j] = tree.predict_proba(Xf)[:, pos] if pos is not None else 0.0
@@ -162,8 +191,12 @@ def surrogate_rules(X: pd.DataFrame, labels: np.ndarray, features: list[str],
     return Rules(fidelity, depth, per_persona, per_fid)
 
 
-def _leaf_rules(tree: DecisionTreeClassifier, features: list[str], members: int,
-                names: dict[str, str] | None = None) -> list[dict]:
+def _leaf_rules(
+    tree: DecisionTreeClassifier,
+    features: list[str],
+    members: int,
+    names: dict[str, str] | None = None,
+) -> list[dict]:
     """Leaves where the persona is the majority, as condition lists, best first."""
     t = tree.tree_
     classes = list(tree.classes_)
@@ -178,13 +211,16 @@ def _leaf_rules(tree: DecisionTreeClassifier, features: list[str], members: int,
             n = int(t.n_node_samples[node])
             precision = float(counts[pos] / counts.sum()) if counts.sum() else 0.0
             if precision > 0.5:
-                out.append({
-                    "conditions": [_cond_text(f, op, thr, names)
-                                   for f, op, thr in _simplify(conds)],
-                    "customers": n,
-                    "coverage": float(counts[pos] / max(members, 1)),
-                    "precision": precision,
-                })
+                out.append(
+                    {
+                        "conditions": [
+                            _cond_text(f, op, thr, names) for f, op, thr in _simplify(conds)
+                        ],
+                        "customers": n,
+                        "coverage": float(counts[pos] / max(members, 1)),
+                        "precision": precision,
+                    }
+                )
             return
         f = features[t.feature[node]]
         thr = float(t.threshold[node])

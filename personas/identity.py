@@ -35,8 +35,14 @@ class Identity:
     previous_run: str | None = None
 
     def to_json(self) -> dict:
-        return {"previous_run": self.previous_run, "matched": self.matched, "new": self.new,
-                "vanished": self.vanished, "split": self.split, "merged": self.merged}
+        return {
+            "previous_run": self.previous_run,
+            "matched": self.matched,
+            "new": self.new,
+            "vanished": self.vanished,
+            "split": self.split,
+            "merged": self.merged,
+        }
 
 
 def first_ids(labels: np.ndarray) -> Identity:
@@ -45,8 +51,13 @@ def first_ids(labels: np.ndarray) -> Identity:
     return Identity(ids={k: f"P{k + 1}" for k in ks}, new=[f"P{k + 1}" for k in ks])
 
 
-def match(current: pd.Series, previous: pd.Series, previous_names: dict[str, str],
-          previous_run: str | None = None, min_jaccard: float = MIN_JACCARD) -> Identity:
+def match(
+    current: pd.Series,
+    previous: pd.Series,
+    previous_names: dict[str, str],
+    previous_run: str | None = None,
+    min_jaccard: float = MIN_JACCARD,
+) -> Identity:
     """Match current persona indices to previous persona ids.
 
     ``current``: persona index (>= 0; negative = not profiled) by customer id.
@@ -109,8 +120,14 @@ def migration_matrix(current: pd.Series, previous: pd.Series) -> pd.DataFrame:
     c = current.reindex(idx).fillna(ABSENT).astype(str)
     p = previous.reindex(idx).fillna(ABSENT).astype(str)
     m = pd.crosstab(p.rename("previous"), c.rename("current"))
-    return m.stack().rename("customers").reset_index().query("customers > 0") \
-        .sort_values(["previous", "current"]).reset_index(drop=True)
+    return (
+        m.stack()
+        .rename("customers")
+        .reset_index()
+        .query("customers > 0")
+        .sort_values(["previous", "current"])
+        .reset_index(drop=True)
+    )
 
 
 def _id_num(pid: str) -> int:

@@ -45,8 +45,7 @@ def qualifiers(s: PersonaStats) -> list[str]:
     rests on "1.1x the average".
     """
     cands: list[tuple[float, str]] = []
-    if (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or \
-            _r(s, "churn_risk") > 1.5:
+    if (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or _r(s, "churn_risk") > 1.5:
         cands.append((max(_e(s, "recency_days"), 0.6), "lapsing"))
     vf = max(("monetary", "clv_12m"), key=lambda f: _e(s, f))
     value = _e(s, vf)
@@ -62,14 +61,16 @@ def qualifiers(s: PersonaStats) -> list[str]:
     if loyal < -0.5 and _e(s, "recency_days") < 0.5:
         cands.append((-loyal * 0.7, "occasional"))
     basket = max(_e(s, "items_per_order"), _e(s, "avg_order_value"))
-    if basket > 0.5 and max(_r(s, "items_per_order"), _r(s, "avg_order_value")) >= 1.25 and \
-            "high-value" not in [w for _, w in cands]:
+    if (
+        basket > 0.5
+        and max(_r(s, "items_per_order"), _r(s, "avg_order_value")) >= 1.25
+        and "high-value" not in [w for _, w in cands]
+    ):
         cands.append((basket * 0.8, "big-basket"))
     if _e(s, "tenure_days") < -0.6:
         cands.append((-_e(s, "tenure_days"), "new"))
     if _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5:
-        cands.append((max(_e(s, "discount_share"), _e(s, "coupon_redemptions")),
-                      "deal-seeking"))
+        cands.append((max(_e(s, "discount_share"), _e(s, "coupon_redemptions")), "deal-seeking"))
     if _e(s, "return_rate") > 0.5:
         cands.append((_e(s, "return_rate"), "high-return"))
     if _e(s, "nps_latest") < -0.5 or _e(s, "csat_mean") < -0.5:
@@ -151,15 +152,19 @@ def make_names(stats: list[PersonaStats]) -> dict[int, str]:
     return names
 
 
-def describe(name: str, share: float, size: int, trait_texts: list[str],
-             headline: dict[str, str]) -> str:
+def describe(
+    name: str, share: float, size: int, trait_texts: list[str], headline: dict[str, str]
+) -> str:
     """Two sentences: who they are and what sets them apart."""
     who = f"{name} are {share:.0%} of customers ({size:,})"
     facts = [f"{k} {v}" for k, v in headline.items()]
     first = who + (", with " + ", ".join(facts[:3]) if facts else "") + "."
     if trait_texts:
-        second = "What sets them apart: " + "; ".join(t[0].lower() + t[1:]
-                                                     for t in trait_texts[:3]) + "."
+        second = (
+            "What sets them apart: "
+            + "; ".join(t[0].lower() + t[1:] for t in trait_texts[:3])
+            + "."
+        )
     else:
         second = "They are close to the average customer on every feature."
     return f"{first} {second}"

@@ -55,13 +55,16 @@ def _loyalty(s: PersonaStats) -> tuple[bool, str]:
 
 def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
     ok = _e(s, "category_diversity") < -0.4 and _e(s, "recency_days") < 0.5
-    return ok, (_ratio_text(s, "category_diversity", "category diversity")
-                + ": active but buying in few categories")
+    return ok, (
+        _ratio_text(s, "category_diversity", "category diversity")
+        + ": active but buying in few categories"
+    )
 
 
 def _win_back(s: PersonaStats) -> tuple[bool, str]:
     ok = (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or (
-        _e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") >= 1.3)
+        _e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") >= 1.3
+    )
     text = _ratio_text(s, "recency_days", "days since last purchase")
     if "churn_risk" in s.ratios and _r(s, "churn_risk") > 1.1:
         text += f", churn risk {_r(s, 'churn_risk'):.1f}x"
@@ -73,8 +76,10 @@ def _service_recovery(s: PersonaStats) -> tuple[bool, str]:
     ok = nps < -0.5 or _e(s, "support_contacts_365d") > 0.5 or _e(s, "return_rate") > 0.6
     parts = []
     if nps < -0.5:
-        parts.append(f"latest NPS {s.means.get('nps_latest', float('nan')):.1f} vs "
-                     f"{s.pop_means.get('nps_latest', float('nan')):.1f} overall")
+        parts.append(
+            f"latest NPS {s.means.get('nps_latest', float('nan')):.1f} vs "
+            f"{s.pop_means.get('nps_latest', float('nan')):.1f} overall"
+        )
     if _e(s, "support_contacts_365d") > 0.5:
         parts.append(_ratio_text(s, "support_contacts_365d", "support contacts"))
     if _e(s, "return_rate") > 0.6:
@@ -95,8 +100,9 @@ def _frequency(s: PersonaStats) -> tuple[bool, str]:
     f = min(("orders_per_month", "frequency"), key=lambda x: _e(s, x))
     lapsing = _e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3  # win-back's case
     ok = _e(s, f) < -0.5 and _r(s, f) <= 0.8 and not lapsing and _e(s, "tenure_days") > -0.3
-    return ok, _ratio_text(s, f, "purchase rate" if f == "orders_per_month" else "orders") + \
-        ", while still buying"
+    return ok, _ratio_text(
+        s, f, "purchase rate" if f == "orders_per_month" else "orders"
+    ) + ", while still buying"
 
 
 def _deal(s: PersonaStats) -> tuple[bool, str]:
@@ -107,31 +113,64 @@ def _deal(s: PersonaStats) -> tuple[bool, str]:
 
 
 PLAYBOOK: tuple[Play, ...] = (
-    Play("service_recovery", "Service recovery",
-         "Reach out personally, fix the open issue, then ask again how we did.",
-         "detractor NPS, many support contacts or a high return rate", _service_recovery),
-    Play("win_back", "Win-back",
-         "A time-limited reason to return (new range, reminder of favourites); stop if "
-         "there is no response after two contacts.",
-         "long time since last purchase or high churn risk", _win_back),
-    Play("positive_surprise", "Positive surprise for the most valuable",
-         "An unexpected gift, early access or a personal thank-you, without a sales ask.",
-         "net spend or CLV far above average", _surprise),
-    Play("loyalty_reward", "Loyalty reward and thanks",
-         "Recognise the habit: points boost, tier upgrade or a thank-you note.",
-         "frequent and recent buying", _loyalty),
-    Play("cross_sell", "Personalised cross-sell",
-         "Recommend complementary categories based on what they already buy.",
-         "active buyers concentrated in few categories", _cross_sell),
-    Play("frequency_nudge", "Second-occasion nudge",
-         "Remind them between their rare purchases: replenishment, seasonal previews, "
-         "wish-list alerts.", "low purchase rate among active customers", _frequency),
-    Play("onboarding", "Onboarding journey",
-         "Welcome series: how to get the most out of the first purchases, second-order "
-         "incentive.", "short tenure", _onboarding),
-    Play("deal_alerts", "Deal alerts instead of blanket discounts",
-         "Target price-sensitive customers with alerts so full-price buyers are not "
-         "discounted.", "high discount share or coupon use", _deal),
+    Play(
+        "service_recovery",
+        "Service recovery",
+        "Reach out personally, fix the open issue, then ask again how we did.",
+        "detractor NPS, many support contacts or a high return rate",
+        _service_recovery,
+    ),
+    Play(
+        "win_back",
+        "Win-back",
+        "A time-limited reason to return (new range, reminder of favourites); stop if "
+        "there is no response after two contacts.",
+        "long time since last purchase or high churn risk",
+        _win_back,
+    ),
+    Play(
+        "positive_surprise",
+        "Positive surprise for the most valuable",
+        "An unexpected gift, early access or a personal thank-you, without a sales ask.",
+        "net spend or CLV far above average",
+        _surprise,
+    ),
+    Play(
+        "loyalty_reward",
+        "Loyalty reward and thanks",
+        "Recognise the habit: points boost, tier upgrade or a thank-you note.",
+        "frequent and recent buying",
+        _loyalty,
+    ),
+    Play(
+        "cross_sell",
+        "Personalised cross-sell",
+        "Recommend complementary categories based on what they already buy.",
+        "active buyers concentrated in few categories",
+        _cross_sell,
+    ),
+    Play(
+        "frequency_nudge",
+        "Second-occasion nudge",
+        "Remind them between their rare purchases: replenishment, seasonal previews, "
+        "wish-list alerts.",
+        "low purchase rate among active customers",
+        _frequency,
+    ),
+    Play(
+        "onboarding",
+        "Onboarding journey",
+        "Welcome series: how to get the most out of the first purchases, second-order incentive.",
+        "short tenure",
+        _onboarding,
+    ),
+    Play(
+        "deal_alerts",
+        "Deal alerts instead of blanket discounts",
+        "Target price-sensitive customers with alerts so full-price buyers are not discounted.",
+        "high discount share or coupon use",
+        _deal,
+    ),
 )
 
 
@@ -144,16 +183,23 @@ def recommend(s: PersonaStats, limit: int = 3) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for play in PLAYBOOK:
         fired, why = play.fires(s)
-        if fired and play.key in NOT_WITH_RECOVERY and any(
-                a["key"] == "service_recovery" for a in out):
+        if (
+            fired
+            and play.key in NOT_WITH_RECOVERY
+            and any(a["key"] == "service_recovery" for a in out)
+        ):
             continue
         if fired:
-            out.append({"key": play.key, "title": play.title, "what": play.what,
-                        "because": why})
+            out.append({"key": play.key, "title": play.title, "what": play.what, "because": why})
         if len(out) >= limit:
             break
     if not out:
-        out.append({"key": "nurture", "title": "Nurture",
-                    "what": "Keep them in the regular newsletter; test content by category.",
-                    "because": "no single trait calls for a specific play"})
+        out.append(
+            {
+                "key": "nurture",
+                "title": "Nurture",
+                "what": "Keep them in the regular newsletter; test content by category.",
+                "because": "no single trait calls for a specific play",
+            }
+        )
     return out

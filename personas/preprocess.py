@@ -133,8 +133,12 @@ def soft_clip(z: np.ndarray) -> np.ndarray:
 
 
 def _scaled() -> Pipeline:
-    return Pipeline([("standardise", StandardScaler()),
-                     ("soft_clip", FunctionTransformer(soft_clip, feature_names_out="one-to-one"))])
+    return Pipeline(
+        [
+            ("standardise", StandardScaler()),
+            ("soft_clip", FunctionTransformer(soft_clip, feature_names_out="one-to-one")),
+        ]
+    )
 
 
 class GroupWeights(TransformerMixin, BaseEstimator):
@@ -146,8 +150,9 @@ class GroupWeights(TransformerMixin, BaseEstimator):
     to their feature's group by name.
     """
 
-    def __init__(self, column_groups: dict[str, str] | None = None,
-                 weights: dict[str, float] | None = None):
+    def __init__(
+        self, column_groups: dict[str, str] | None = None, weights: dict[str, float] | None = None
+    ):
         self.column_groups = column_groups
         self.weights = weights
 
@@ -176,38 +181,70 @@ class GroupWeights(TransformerMixin, BaseEstimator):
         return "other"
 
 
-def make_preprocessor(choice: FeatureChoice, transform: str = "log",
-                      group_weights: str | dict[str, float] = "none") -> Pipeline:
+def make_preprocessor(
+    choice: FeatureChoice, transform: str = "log", group_weights: str | dict[str, float] = "none"
+) -> Pipeline:
     """The scikit-learn pipeline: impute -> skew transform -> robust scale -> group weights."""
     if transform not in ("log", "quantile", "none"):
         raise ValueError(f"transform={transform!r}; expected 'log', 'quantile' or 'none'")
     skewed = [c for c in choice.numeric if c in choice.skewed]
     plain = [c for c in choice.numeric if c not in choice.skewed]
     if transform == "quantile":
-        skew_step = QuantileTransformer(output_distribution="normal", n_quantiles=200,
-                                        subsample=100_000, random_state=0)
+        skew_step = QuantileTransformer(
+            output_distribution="normal", n_quantiles=200, subsample=100_000, random_state=0
+        )
     elif transform == "log":
         skew_step = FunctionTransformer(signed_log1p, feature_names_out="one-to-one")
     else:
         skew_step = "passthrough"
     parts = []
     if skewed:
-        parts.append(("skewed", Pipeline([
-            ("impute", SimpleImputer(strategy="median")),
-            ("transform", skew_step),
-            ("scale", _scaled()),
-        ]), skewed))
+        parts.append(
+            (
+                "skewed",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("transform", skew_step),
+                        ("scale", _scaled()),
+                    ]
+                ),
+                skewed,
+            )
+        )
     if plain:
-        parts.append(("plain", Pipeline([
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", _scaled()),
-        ]), plain))
+        parts.append(
+            (
+                "plain",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", _scaled()),
+                    ]
+                ),
+                plain,
+            )
+        )
     for c in choice.categorical:
-        parts.append((f"cat_{c}", Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
-            ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=0.01,
-                                     sparse_output=False)),
-        ]), [c]))
+        parts.append(
+            (
+                f"cat_{c}",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="infrequent_if_exist",
+                                min_frequency=0.01,
+                                sparse_output=False,
+                            ),
+                        ),
+                    ]
+                ),
+                [c],
+            )
+        )
     ct = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     ct.set_output(transform="pandas")
     weights = group_weights if isinstance(group_weights, dict) else None

@@ -35,21 +35,47 @@ from personas.segment import NOT_PROFILED
 
 SCHEMA_VERSION = 1
 KEY_METRICS = (
-    "frequency", "monetary", "avg_order_value", "recency_days", "tenure_days", "return_rate",
-    "discount_share", "clv_12m", "p_alive", "churn_risk", "expected_purchases_365d",
-    "nps_latest", "csat_mean", "review_mean", "email_open_rate", "email_click_rate",
-    "sessions_90d", "cart_abandonment_rate", "support_contacts_365d", "loyalty_member",
-    "coupon_redemptions", "campaign_response_rate",
+    "frequency",
+    "monetary",
+    "avg_order_value",
+    "recency_days",
+    "tenure_days",
+    "return_rate",
+    "discount_share",
+    "clv_12m",
+    "p_alive",
+    "churn_risk",
+    "expected_purchases_365d",
+    "nps_latest",
+    "csat_mean",
+    "review_mean",
+    "email_open_rate",
+    "email_click_rate",
+    "sessions_90d",
+    "cart_abandonment_rate",
+    "support_contacts_365d",
+    "loyalty_member",
+    "coupon_redemptions",
+    "campaign_response_rate",
 )
 HEADLINE = ("frequency", "avg_order_value", "recency_days")
 CATEGORICAL = ("country", "region", "age_band", "income_band", "household", "loyalty_tier")
 
 
-def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
-                   features: list[str], identity: Identity, min_size: int,
-                   model: dict[str, Any], as_of: str, data_fingerprint: str,
-                   rule_depth: int = 4, seed: int = 0,
-                   display: dict[str, str] | None = None) -> tuple[dict, pd.DataFrame]:
+def build_profiles(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    features: list[str],
+    identity: Identity,
+    min_size: int,
+    model: dict[str, Any],
+    as_of: str,
+    data_fingerprint: str,
+    rule_depth: int = 4,
+    seed: int = 0,
+    display: dict[str, str] | None = None,
+) -> tuple[dict, pd.DataFrame]:
     """Profiles dict and the assignment table (customer_id, persona_id, persona_name, ...)."""
     n = len(X)
     ks = sorted(int(k) for k in np.unique(labels) if k >= 0)
@@ -61,8 +87,9 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
     pop_mean, pop_std, pop_median = ref.mean(), ref.std(ddof=0), ref.median()
     names_map = display or {}  # share column -> the data's category / channel name
     tr = traits(X, labels, num_cols, top=6, names=names_map)
-    rules = surrogate_rules(X, labels, features, max_depth=rule_depth, random_state=seed,
-                            names=names_map)
+    rules = surrogate_rules(
+        X, labels, features, max_depth=rule_depth, random_state=seed, names=names_map
+    )
     prof = labels >= 0
     tamed = effect_scale(num[prof])
     stats = [_stats(k, labels[prof], num[prof], num[prof].mean(), tamed) for k in ks]
@@ -74,17 +101,37 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
     for s in stats:
         k = s.index
         inside = labels == k
-        personas.append(_persona(k, identity.ids[k], names[k], inside, n, X, num, pop_mean,
-                                 pop_median, tr.get(k, []), rules, s, confidence, min_size,
-                                 names_map))
+        personas.append(
+            _persona(
+                k,
+                identity.ids[k],
+                names[k],
+                inside,
+                n,
+                X,
+                num,
+                pop_mean,
+                pop_median,
+                tr.get(k, []),
+                rules,
+                s,
+                confidence,
+                min_size,
+                names_map,
+            )
+        )
     personas.sort(key=lambda p: _id_num(p["id"]))
     groups = []
     for lab, (gid, gname) in sorted(NOT_PROFILED.items(), reverse=True):
         size = int((labels == lab).sum())
         if size == 0:
             continue
-        g = {"id": gid, "name": gname, "published": size >= min_size,
-             "reason": "too little purchase history to profile"}
+        g = {
+            "id": gid,
+            "name": gname,
+            "published": size >= min_size,
+            "reason": "too little purchase history to profile",
+        }
         if size >= min_size:
             g.update(size=size, share=_r(size / n))
         else:
@@ -102,14 +149,19 @@ def build_profiles(X: pd.DataFrame, labels: np.ndarray, confidence: np.ndarray,
             "metrics": {m: _r(pop_mean[m]) for m in KEY_METRICS if m in pop_mean},
         },
         "features": {
-            c: {"label": label(c, names_map), "group": _group(c), "mean": _r(pop_mean[c]),
-                "std": _r(pop_std[c]), "median": _r(pop_median[c]),
-                "used_for_segmentation": c in features, "format": _fmt(c)}
+            c: {
+                "label": label(c, names_map),
+                "group": _group(c),
+                "mean": _r(pop_mean[c]),
+                "std": _r(pop_std[c]),
+                "median": _r(pop_median[c]),
+                "used_for_segmentation": c in features,
+                "format": _fmt(c),
+            }
             for c in num_cols
         },
         "model": model,
-        "rules": {"fidelity": _r(rules.fidelity), "depth": rules.depth,
-                  "max_depth": rule_depth},
+        "rules": {"fidelity": _r(rules.fidelity), "depth": rules.depth, "max_depth": rule_depth},
         "personas": personas,
         "groups": groups,
     }
@@ -125,39 +177,77 @@ def _population_nps(classes: pd.Series, min_size: int) -> dict[str, Any]:
     if vc.sum() < min_size:
         return {}
     shares = {c: _r(v / vc.sum()) for c, v in vc.items()}
-    return {"nps_classes": shares,
-            "nps": _r(100 * (shares.get("promoter", 0) - shares.get("detractor", 0)))}
+    return {
+        "nps_classes": shares,
+        "nps": _r(100 * (shares.get("promoter", 0) - shares.get("detractor", 0))),
+    }
 
 
-def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.DataFrame,
-             num: pd.DataFrame, pop_mean: pd.Series, pop_median: pd.Series, tr: list[Trait],
-             rules: Rules, s: PersonaStats, confidence: np.ndarray, min_size: int,
-             names_map: dict[str, str]) -> dict:
+def _persona(
+    k: int,
+    pid: str,
+    name: str,
+    inside: np.ndarray,
+    n: int,
+    X: pd.DataFrame,
+    num: pd.DataFrame,
+    pop_mean: pd.Series,
+    pop_median: pd.Series,
+    tr: list[Trait],
+    rules: Rules,
+    s: PersonaStats,
+    confidence: np.ndarray,
+    min_size: int,
+    names_map: dict[str, str],
+) -> dict:
     size = int(inside.sum())
     sub = num[inside]
     mean, median = sub.mean(), sub.median()
     metrics = {}
     for m in KEY_METRICS:
         if m in sub.columns and np.isfinite(mean.get(m, np.nan)):
-            metrics[m] = {"label": label(m), "persona": _r(mean[m]),
-                          "persona_median": _r(median[m]), "population": _r(pop_mean[m]),
-                          "ratio": (_r(mean[m] / pop_mean[m]) if ratio_scale(m)
-                                    and pop_mean[m] > 0 else None),
-                          "format": _fmt(m)}
-    trait_list = [{"feature": t.feature, "label": t.label, "direction": t.direction,
-                   "effect_size": _r(t.effect_size), "lift": _r(t.lift),
-                   "persona_value": _r(t.persona_mean), "population_value": _r(t.population_mean),
-                   "text": t.text()} for t in tr]
+            metrics[m] = {
+                "label": label(m),
+                "persona": _r(mean[m]),
+                "persona_median": _r(median[m]),
+                "population": _r(pop_mean[m]),
+                "ratio": (
+                    _r(mean[m] / pop_mean[m]) if ratio_scale(m) and pop_mean[m] > 0 else None
+                ),
+                "format": _fmt(m),
+            }
+    trait_list = [
+        {
+            "feature": t.feature,
+            "label": t.label,
+            "direction": t.direction,
+            "effect_size": _r(t.effect_size),
+            "lift": _r(t.lift),
+            "persona_value": _r(t.persona_mean),
+            "population_value": _r(t.population_mean),
+            "text": t.text(),
+        }
+        for t in tr
+    ]
     headline = {}
     for h in HEADLINE:
         if h in metrics:
             headline[label(h).lower()] = lookup(h).format(metrics[h]["persona"])
-    value_profile = {d: _r(mean[f"value_{d}"]) for d in VALUE_DIMENSIONS
-                     if f"value_{d}" in mean and np.isfinite(mean[f"value_{d}"])}
-    cat_mix = {names_map.get(c, c.removeprefix(CATEGORY_PREFIX)): _r(mean[c])
-               for c in sub.columns if c.startswith(CATEGORY_PREFIX)}
-    chan_mix = {names_map.get(c, c.removeprefix(CHANNEL_PREFIX)): _r(mean[c])
-                for c in sub.columns if c.startswith(CHANNEL_PREFIX)}
+    value_profile = {
+        d: _r(mean[f"value_{d}"])
+        for d in VALUE_DIMENSIONS
+        if f"value_{d}" in mean and np.isfinite(mean[f"value_{d}"])
+    }
+    cat_mix = {
+        names_map.get(c, c.removeprefix(CATEGORY_PREFIX)): _r(mean[c])
+        for c in sub.columns
+        if c.startswith(CATEGORY_PREFIX)
+    }
+    chan_mix = {
+        names_map.get(c, c.removeprefix(CHANNEL_PREFIX)): _r(mean[c])
+        for c in sub.columns
+        if c.startswith(CHANNEL_PREFIX)
+    }
     rule_items = rules.per_persona.get(k, [])[:3]
     persona = {
         "id": pid,
@@ -166,14 +256,15 @@ def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.Data
         "slug": slugify(f"{pid}-{name}"),
         "size": size,
         "share": _r(size / n),
-        "description": describe(name, size / n, size, [t["text"] for t in trait_list],
-                                headline),
+        "description": describe(name, size / n, size, [t["text"] for t in trait_list], headline),
         "confidence": _r(float(np.nanmean(confidence[inside]))),
         "metrics": metrics,
         "feature_means": {c: _r(mean[c]) for c in sub.columns if np.isfinite(mean[c])},
         "traits": trait_list,
-        "rules": {"fidelity": _r(rules.persona_fidelity.get(k, 0.0)),
-                  "items": [_clean(r) for r in rule_items]},
+        "rules": {
+            "fidelity": _r(rules.persona_fidelity.get(k, 0.0)),
+            "items": [_clean(r) for r in rule_items],
+        },
         "value_profile": value_profile,
         "category_mix": cat_mix,
         "channel_mix": chan_mix,
@@ -184,20 +275,27 @@ def _persona(k: int, pid: str, name: str, inside: np.ndarray, n: int, X: pd.Data
         vc = X.loc[inside, "nps_class"].dropna().value_counts()
         if vc.sum() >= min_size:
             persona["nps_classes"] = {str(c): _r(v / vc.sum()) for c, v in vc.items()}
-            persona["nps"] = _r(100 * (persona["nps_classes"].get("promoter", 0)
-                                       - persona["nps_classes"].get("detractor", 0)))
+            persona["nps"] = _r(
+                100
+                * (
+                    persona["nps_classes"].get("promoter", 0)
+                    - persona["nps_classes"].get("detractor", 0)
+                )
+            )
     return persona
 
 
-def _stats(k: int, labels: np.ndarray, num: pd.DataFrame, pop_mean: pd.Series,
-           tamed: pd.DataFrame) -> PersonaStats:
+def _stats(
+    k: int, labels: np.ndarray, num: pd.DataFrame, pop_mean: pd.Series, tamed: pd.DataFrame
+) -> PersonaStats:
     """Effect sizes (tamed scale) and ratios of persona k versus the other profiled customers."""
     inside = labels == k
     a = num[inside]
     effects = cohens_d(tamed[inside], tamed[~inside]).to_dict()
     ratios = (a.mean() / pop_mean.replace(0, np.nan)).to_dict()
-    return PersonaStats(k, float(inside.mean()), ratios, a.mean().to_dict(), pop_mean.to_dict(),
-                        effects)
+    return PersonaStats(
+        k, float(inside.mean()), ratios, a.mean().to_dict(), pop_mean.to_dict(), effects
+    )
 
 
 def _names_with_kept(stats: list[PersonaStats], identity: Identity) -> dict[int, str]:
@@ -220,8 +318,13 @@ def _names_with_kept(stats: list[PersonaStats], identity: Identity) -> dict[int,
     return out
 
 
-def _assignments(index: pd.Index, labels: np.ndarray, confidence: np.ndarray,
-                 identity: Identity, names: dict[int, str]) -> pd.DataFrame:
+def _assignments(
+    index: pd.Index,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    identity: Identity,
+    names: dict[int, str],
+) -> pd.DataFrame:
     pid = np.empty(len(labels), dtype=object)
     pname = np.empty(len(labels), dtype=object)
     for k, i in identity.ids.items():
@@ -230,13 +333,15 @@ def _assignments(index: pd.Index, labels: np.ndarray, confidence: np.ndarray,
     for lab, (gid, gname) in NOT_PROFILED.items():
         pid[labels == lab] = gid
         pname[labels == lab] = gname
-    return pd.DataFrame({
-        "customer_id": index.astype(str),
-        "persona_id": pid.astype(str),
-        "persona_name": pname.astype(str),
-        "confidence": np.round(confidence.astype(float), 6),
-        "profiled": labels >= 0,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": index.astype(str),
+            "persona_id": pid.astype(str),
+            "persona_name": pname.astype(str),
+            "confidence": np.round(confidence.astype(float), 6),
+            "profiled": labels >= 0,
+        }
+    )
 
 
 def _categoricals(sub: pd.DataFrame, min_size: int) -> dict[str, dict[str, float]]:

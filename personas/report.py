@@ -297,8 +297,11 @@ def _kpis(p: Mapping[str, Any]) -> list[dict[str, str]]:
     for m, lab in KPI_METRICS.items():
         if m in pop["metrics"] and pop["metrics"][m] is not None:
             k.append(
-                {"label": lab, "value": plots.fmt(m, pop["metrics"][m]),
-                 "note": "average, customers in personas"}
+                {
+                    "label": lab,
+                    "value": plots.fmt(m, pop["metrics"][m]),
+                    "note": "average, customers in personas",
+                }
             )
     if pop.get("nps") is not None:
         k.append(

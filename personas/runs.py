@@ -23,10 +23,12 @@ class Run:
     @property
     def personas(self) -> pd.DataFrame:
         """One row per persona: id, name, size, share, description."""
-        return pd.DataFrame([
-            {k: p[k] for k in ("id", "name", "size", "share", "description")}
-            for p in self.profiles["personas"]
-        ]).set_index("id")
+        return pd.DataFrame(
+            [
+                {k: p[k] for k in ("id", "name", "size", "share", "description")}
+                for p in self.profiles["personas"]
+            ]
+        ).set_index("id")
 
     def map(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "map.parquet")
@@ -37,8 +39,12 @@ def load_run(path: str | Path) -> Run:
     if not (p / "profiles.json").exists():
         raise PersonasError(f"{p} is not a run folder (no profiles.json)")
     info = json.loads((p / "run.json").read_text()) if (p / "run.json").exists() else {}
-    return Run(p, info, json.loads((p / "profiles.json").read_text(encoding="utf-8")),
-               pd.read_parquet(p / "assignments.parquet"))
+    return Run(
+        p,
+        info,
+        json.loads((p / "profiles.json").read_text(encoding="utf-8")),
+        pd.read_parquet(p / "assignments.parquet"),
+    )
 
 
 def latest_run(workspace: str | Path = "data") -> Run:

@@ -116,19 +116,25 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         self.tolerance = tolerance
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: object = None,
-            progress: Callable[[str, int, int], None] | None = None) -> PersonaSegmenter:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: object = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> PersonaSegmenter:
         """Choose and fit the persona model on ``X`` (features, one row per customer)."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError("X must be a pandas DataFrame of features (one row per customer)")
         self._check_params()
         profiled = self._profiled_mask(X)
         Xp = X.loc[profiled]
-        choice = choose_features(Xp, self.include_groups, self.exclude_features,
-                                 self.max_missing, self.categorical)
+        choice = choose_features(
+            Xp, self.include_groups, self.exclude_features, self.max_missing, self.categorical
+        )
         if not choice.numeric:
-            raise NotEnoughDataError("no usable numeric feature to segment on: "
-                                     f"dropped {choice.dropped}")
+            raise NotEnoughDataError(
+                f"no usable numeric feature to segment on: dropped {choice.dropped}"
+            )
         self.features_ = choice.columns
         self.dropped_features_ = choice.dropped
         self.feature_groups_ = choice.groups
@@ -141,11 +147,19 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         Zs = self.preprocessor_.fit_transform(sample[self.features_])
         algos = tuple(self.algorithms)
         table, fitted = evaluate(
-            Zs, algos, k_values, self.n_bootstrap, stability_size=min(len(Zs), 2000),
-            silhouette_size=min(len(Zs), 5000), seed=self.random_state, progress=progress)
+            Zs,
+            algos,
+            k_values,
+            self.n_bootstrap,
+            stability_size=min(len(Zs), 2000),
+            silhouette_size=min(len(Zs), 5000),
+            seed=self.random_state,
+            progress=progress,
+        )
         if self.k == "auto":
-            best = choose(table, self.min_stability, self.tolerance,
-                          min_size_share=min_size / max(len(Xp), 1))
+            best = choose(
+                table, self.min_stability, self.tolerance, min_size_share=min_size / max(len(Xp), 1)
+            )
             algo, k = str(best["algorithm"]), int(best["k"])
         else:
             algo, k = algos[0], int(self.k)
@@ -181,8 +195,10 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         self._check_fitted()
         missing = [c for c in self.features_ if c not in X.columns]
         if missing:
-            raise ValueError(f"X lacks feature column(s) {missing} the model was fitted on; "
-                             "compute features with the same lake tables")
+            raise ValueError(
+                f"X lacks feature column(s) {missing} the model was fitted on; "
+                "compute features with the same lake tables"
+            )
         profiled = self._profiled_mask(X)
         labels = self._unprofiled_labels(X)
         conf = np.full(len(X), np.nan)
@@ -203,8 +219,8 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         out_c = np.empty(len(X), dtype=float)
         step = 250_000
         for i in range(0, len(X), step):
-            Z = self.preprocessor_.transform(X.iloc[i:i + step][self.features_])
-            out_l[i:i + step], out_c[i:i + step] = self._score(Z)
+            Z = self.preprocessor_.transform(X.iloc[i : i + step][self.features_])
+            out_l[i : i + step], out_c[i : i + step] = self._score(Z)
         return out_l, out_c
 
     def _score(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +310,8 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         if n < 2 * min_size or hi < 2:
             raise NotEnoughDataError(
                 f"{n} profiled customers cannot form two personas of at least {min_size} "
-                "customers; lower min_persona_size or add data")
+                "customers; lower min_persona_size or add data"
+            )
         return list(range(max(2, lo), hi + 1))
 
     def _check_params(self) -> None:

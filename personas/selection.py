@@ -73,8 +73,15 @@ def fit_candidate(algorithm: str, k: int, Z: np.ndarray, seed: int) -> Fitted:
         m = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(Z)
         return Fitted(algorithm, k, m.cluster_centers_, m)
     if algorithm == "gmm":
-        m = GaussianMixture(n_components=k, covariance_type="diag", n_init=1, max_iter=200,
-                            init_params="k-means++", random_state=seed, reg_covar=1e-3).fit(Z)
+        m = GaussianMixture(
+            n_components=k,
+            covariance_type="diag",
+            n_init=1,
+            max_iter=200,
+            init_params="k-means++",
+            random_state=seed,
+            reg_covar=1e-3,
+        ).fit(Z)
         return Fitted(algorithm, k, m.means_, m)
     if algorithm == "ward":
         rng = np.random.default_rng(seed)
@@ -116,13 +123,15 @@ def evaluate(
                 row.update(silhouette=np.nan, calinski_harabasz=np.nan, davies_bouldin=np.nan)
             else:
                 sl = labels[sil_idx]
-                row["silhouette"] = (float(silhouette_score(Z[sil_idx], sl))
-                                     if len(np.unique(sl)) > 1 else np.nan)
+                row["silhouette"] = (
+                    float(silhouette_score(Z[sil_idx], sl)) if len(np.unique(sl)) > 1 else np.nan
+                )
                 row["calinski_harabasz"] = float(calinski_harabasz_score(Z, labels))
                 row["davies_bouldin"] = float(davies_bouldin_score(Z, labels))
             row["bic"] = float(f.model.bic(Z)) if algo == "gmm" else np.nan
-            row["stability"] = stability(algo, k, Z[stab_idx], f.predict(Z[stab_idx]),
-                                         n_bootstrap, seed)
+            row["stability"] = stability(
+                algo, k, Z[stab_idx], f.predict(Z[stab_idx]), n_bootstrap, seed
+            )
             rows.append(row)
             done += 1
     if progress:
@@ -130,8 +139,9 @@ def evaluate(
     return pd.DataFrame(rows), fitted
 
 
-def stability(algo: str, k: int, Z: np.ndarray, reference: np.ndarray, n_bootstrap: int,
-              seed: int) -> float:
+def stability(
+    algo: str, k: int, Z: np.ndarray, reference: np.ndarray, n_bootstrap: int, seed: int
+) -> float:
     """Mean ARI between ``reference`` labels and refits on bootstrap resamples of ``Z``."""
     if n_bootstrap <= 0:
         return float("nan")
@@ -144,13 +154,19 @@ def stability(algo: str, k: int, Z: np.ndarray, reference: np.ndarray, n_bootstr
     return float(np.mean(scores))
 
 
-def choose(table: pd.DataFrame, min_stability: float = 0.8, tolerance: float = 0.02,
-           min_size_share: float = 0.0) -> pd.Series:
+def choose(
+    table: pd.DataFrame,
+    min_stability: float = 0.8,
+    tolerance: float = 0.02,
+    min_size_share: float = 0.0,
+) -> pd.Series:
     """Apply the documented selection rule; returns the winning row."""
     t = table.dropna(subset=["silhouette"]).copy()
     if t.empty:
-        raise ValueError("no candidate produced two or more clusters; the data has no structure "
-                         "to segment (check that features vary between customers)")
+        raise ValueError(
+            "no candidate produced two or more clusters; the data has no structure "
+            "to segment (check that features vary between customers)"
+        )
     sized = t[t["min_size_share"] >= min_size_share]
     t = sized if not sized.empty else t
     stable = t[t["stability"] >= min_stability]
@@ -168,5 +184,5 @@ def _sqdist(Z: np.ndarray, C: np.ndarray) -> np.ndarray:
 def _nearest(Z: np.ndarray, C: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     out = np.empty(len(Z), dtype=np.int64)
     for i in range(0, len(Z), chunk):
-        out[i:i + chunk] = _sqdist(Z[i:i + chunk], C).argmin(axis=1)
+        out[i : i + chunk] = _sqdist(Z[i : i + chunk], C).argmin(axis=1)
     return out

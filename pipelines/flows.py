@@ -40,33 +40,62 @@ def ingest_task(sources: list[str], mapping: str, lake_dir: str) -> dict[str, An
 
     report = ingest(sources, mapping, lake_dir, progress=_log_progress("ingest"))
     get_run_logger().info(report.summary())
-    return {"batch_id": report.batch_id, **report.totals(), "rules": report.rules(),
-            "skipped": len(report.skipped), "seconds": round(report.seconds, 2)}
+    return {
+        "batch_id": report.batch_id,
+        **report.totals(),
+        "rules": report.rules(),
+        "skipped": len(report.skipped),
+        "seconds": round(report.seconds, 2),
+    }
 
 
 @task(name="build-features")
-def features_task(lake_dir: str, features_dir: str, as_of: str | None,
-                  memory_limit: str | None, threads: int | None, clv: bool) -> str:
+def features_task(
+    lake_dir: str,
+    features_dir: str,
+    as_of: str | None,
+    memory_limit: str | None,
+    threads: int | None,
+    clv: bool,
+) -> str:
     from personas.features import build_features
 
-    fs = build_features(lake_dir, as_of, features_dir, memory_limit=memory_limit,
-                        threads=threads, clv=clv)
-    get_run_logger().info("features as of %s: %d customers x %d features in %.1f s -> %s",
-                          fs.as_of, fs.customers, len(fs.columns), fs.seconds, fs.path)
+    fs = build_features(
+        lake_dir, as_of, features_dir, memory_limit=memory_limit, threads=threads, clv=clv
+    )
+    get_run_logger().info(
+        "features as of %s: %d customers x %d features in %.1f s -> %s",
+        fs.as_of,
+        fs.customers,
+        len(fs.columns),
+        fs.seconds,
+        fs.path,
+    )
     return str(fs.path)
 
 
 @task(name="discover-personas")
-def discover_task(features_path: str, runs_dir: str, previous_dir: str | None,
-                  segmentation: dict[str, Any]) -> str:
+def discover_task(
+    features_path: str, runs_dir: str, previous_dir: str | None, segmentation: dict[str, Any]
+) -> str:
     from personas.config import SegmentationConfig
     from personas.discover import discover
 
-    res = discover(features_path, runs_dir, previous_dir,
-                   SegmentationConfig.model_validate(segmentation),
-                   progress=_log_progress("discover"))
-    get_run_logger().info("%d personas (%s), stability %.2f, rule fidelity %.2f -> %s",
-                          res.k, res.algorithm, res.stability, res.fidelity, res.run_dir)
+    res = discover(
+        features_path,
+        runs_dir,
+        previous_dir,
+        SegmentationConfig.model_validate(segmentation),
+        progress=_log_progress("discover"),
+    )
+    get_run_logger().info(
+        "%d personas (%s), stability %.2f, rule fidelity %.2f -> %s",
+        res.k,
+        res.algorithm,
+        res.stability,
+        res.fidelity,
+        res.run_dir,
+    )
     return str(res.run_dir)
 
 
@@ -75,8 +104,12 @@ def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict
     from personas.publish import publish
 
     res = publish(run_dir, published_dir, lake_dir=lake_dir)
-    return {"report": str(res.report), "latest": str(res.latest),
-            "cards": [str(c) for c in res.cards], "audiences": [str(a) for a in res.audiences]}
+    return {
+        "report": str(res.report),
+        "latest": str(res.latest),
+        "cards": [str(c) for c in res.cards],
+        "audiences": [str(a) for a in res.audiences],
+    }
 
 
 # ---- flows -------------------------------------------------------------------------------
@@ -87,18 +120,27 @@ def ingest_flow(sources: list[str], mapping: str, lake_dir: str = "data/lake") -
 
 
 @flow(name="build_features")
-def build_features_flow(lake_dir: str = "data/lake", features_dir: str = "data/features",
-                        as_of: date | None = None, memory_limit: str | None = None,
-                        threads: int | None = None, clv: bool = True) -> str:
+def build_features_flow(
+    lake_dir: str = "data/lake",
+    features_dir: str = "data/features",
+    as_of: date | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    clv: bool = True,
+) -> str:
     """Per-customer features as of a date (default: the day after the last transaction)."""
-    return features_task(lake_dir, features_dir, as_of.isoformat() if as_of else None,
-                         memory_limit, threads, clv)
+    return features_task(
+        lake_dir, features_dir, as_of.isoformat() if as_of else None, memory_limit, threads, clv
+    )
 
 
 @flow(name="discover_personas")
-def discover_personas_flow(features_path: str, runs_dir: str = "data/runs",
-                           published_dir: str = "data/published",
-                           segmentation: dict[str, Any] | None = None) -> str:
+def discover_personas_flow(
+    features_path: str,
+    runs_dir: str = "data/runs",
+    published_dir: str = "data/published",
+    segmentation: dict[str, Any] | None = None,
+) -> str:
     """Fit personas; identities are matched to the latest publication."""
     latest = Path(published_dir) / "latest"
     previous = str(latest.resolve()) if latest.exists() else None
@@ -106,26 +148,41 @@ def discover_personas_flow(features_path: str, runs_dir: str = "data/runs",
 
 
 @flow(name="publish")
-def publish_flow(run_dir: str, published_dir: str = "data/published",
-                 lake_dir: str | None = "data/lake") -> dict[str, Any]:
+def publish_flow(
+    run_dir: str, published_dir: str = "data/published", lake_dir: str | None = "data/lake"
+) -> dict[str, Any]:
     """Write report, cards and audiences; switch ``published/latest`` only on success."""
     from personas.publish import summary_markdown, summary_table
 
     out = publish_task(run_dir, published_dir, lake_dir)
     profiles = json.loads((Path(run_dir) / "profiles.json").read_text(encoding="utf-8"))
-    create_markdown_artifact(markdown=summary_markdown(profiles), key="persona-summary",
-                             description="Personas of the latest refresh")
-    create_table_artifact(table=summary_table(profiles), key="persona-table",
-                          description="Persona sizes and key metrics")
-    create_link_artifact(link=Path(out["report"]).resolve().as_uri(), link_text="report.html",
-                         key="persona-report", description="Self-contained persona report")
+    create_markdown_artifact(
+        markdown=summary_markdown(profiles),
+        key="persona-summary",
+        description="Personas of the latest refresh",
+    )
+    create_table_artifact(
+        table=summary_table(profiles),
+        key="persona-table",
+        description="Persona sizes and key metrics",
+    )
+    create_link_artifact(
+        link=Path(out["report"]).resolve().as_uri(),
+        link_text="report.html",
+        key="persona-report",
+        description="Self-contained persona report",
+    )
     return out
 
 
 @flow(name="refresh", log_prints=True)
-def refresh(config_path: str | None = None, sources: list[str] | None = None,
-            mapping: str | None = None, workspace: str | None = None,
-            as_of: date | None = None) -> dict[str, Any]:
+def refresh(
+    config_path: str | None = None,
+    sources: list[str] | None = None,
+    mapping: str | None = None,
+    workspace: str | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
     """The scheduled job: ingest new files, recompute features, rediscover, publish.
 
     Runs are idempotent: files already in the lake are skipped, and unchanged data yields the
@@ -136,24 +193,39 @@ def refresh(config_path: str | None = None, sources: list[str] | None = None,
     result: dict[str, Any] = {"workspace": str(cfg.workspace)}
     if cfg.sources:
         if not cfg.mapping:
-            raise ValueError("sources given without a mapping: set mapping: in the config or "
-                             "pass --mapping")
+            raise ValueError(
+                "sources given without a mapping: set mapping: in the config or pass --mapping"
+            )
         result["ingest"] = ingest_flow(cfg.sources, cfg.mapping, str(cfg.lake_dir))
     else:
         logger.info("no sources configured: refreshing from the lake as it is")
     f = cfg.features
-    features_path = build_features_flow(str(cfg.lake_dir), str(cfg.features_dir), f.as_of,
-                                        f.memory_limit, f.threads, f.clv)
-    run_dir = discover_personas_flow(features_path, str(cfg.runs_dir), str(cfg.published_dir),
-                                     cfg.segmentation.model_dump(mode="json"))
+    features_path = build_features_flow(
+        str(cfg.lake_dir), str(cfg.features_dir), f.as_of, f.memory_limit, f.threads, f.clv
+    )
+    run_dir = discover_personas_flow(
+        features_path,
+        str(cfg.runs_dir),
+        str(cfg.published_dir),
+        cfg.segmentation.model_dump(mode="json"),
+    )
     result["publish"] = publish_flow(run_dir, str(cfg.published_dir), str(cfg.lake_dir))
     result["run_dir"] = run_dir
     logger.info("report: %s", result["publish"]["report"])
     return result
 
 
-def _config(config_path: str | None, workspace: str | None, mapping: str | None,
-            sources: list[str] | None, as_of: date | None) -> Config:
-    return load_config(config_path, workspace=workspace, mapping=mapping,
-                       sources=list(sources) if sources else None,
-                       **{"features.as_of": as_of.isoformat() if as_of else None})
+def _config(
+    config_path: str | None,
+    workspace: str | None,
+    mapping: str | None,
+    sources: list[str] | None,
+    as_of: date | None,
+) -> Config:
+    return load_config(
+        config_path,
+        workspace=workspace,
+        mapping=mapping,
+        sources=list(sources) if sources else None,
+        **{"features.as_of": as_of.isoformat() if as_of else None},
+    )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pipelines.flows import refresh
 
 
-def serve_refresh(cron: str, name: str = "personas-refresh",
-                  config_path: str | None = None) -> None:
+def serve_refresh(
+    cron: str, name: str = "personas-refresh", config_path: str | None = None
+) -> None:
     """Block, running ``refresh`` on the cron schedule until interrupted."""
     refresh.serve(
         name=name,

@@ -11,8 +11,18 @@ from click.testing import CliRunner
 
 from personas.cli import main
 
-COMMANDS = ["generate", "ingest", "features", "discover", "publish", "refresh", "demo",
-            "assign", "serve", "status"]
+COMMANDS = [
+    "generate",
+    "ingest",
+    "features",
+    "discover",
+    "publish",
+    "refresh",
+    "demo",
+    "assign",
+    "serve",
+    "status",
+]
 
 
 def test_every_command_explains_itself() -> None:
@@ -29,13 +39,15 @@ def test_every_command_explains_itself() -> None:
 def test_bad_input_is_one_clear_message_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "orders.csv"
     bad.write_text("customer;order;when\n1;2;2024-01-01\n", encoding="utf-8")
-    res = CliRunner().invoke(main, ["ingest", str(bad), "--mapping", "online_retail",
-                                    "--lake", str(tmp_path / "lake")])
+    res = CliRunner().invoke(
+        main, ["ingest", str(bad), "--mapping", "online_retail", "--lake", str(tmp_path / "lake")]
+    )
     assert res.exit_code == 2
     assert res.output.startswith("error: ") or "error: " in res.output
     assert "orders.csv" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "lake" / "_manifest").exists() or not list(
-        (tmp_path / "lake" / "_manifest").glob("*.json"))
+        (tmp_path / "lake" / "_manifest").glob("*.json")
+    )
 
 
 def test_missing_mapping_names_the_shipped_ones(tmp_path: Path) -> None:
@@ -73,8 +85,7 @@ def test_step_by_step_commands_then_assign(demo_files, tmp_path: Path) -> None:
     # scoring the same customers with the saved model reproduces the run's assignment
     assert (merged["persona_id"] == merged["persona_id_run"]).all()
     profiles = json.loads((run_dir / "profiles.json").read_text())
-    assert set(scored.loc[scored.profiled, "persona_id"]) == {p["id"] for p in
-                                                             profiles["personas"]}
+    assert set(scored.loc[scored.profiled, "persona_id"]) == {p["id"] for p in profiles["personas"]}
 
 
 @pytest.mark.parametrize("bad", ["0", "x"])
@@ -87,8 +98,9 @@ def test_refresh_deployment_carries_the_cron_schedule() -> None:
     """What `personas serve --cron` serves: the refresh flow with a cron schedule."""
     from pipelines.flows import refresh
 
-    dep = refresh.to_deployment(name="personas-refresh", cron="0 3 * * *",
-                                parameters={"config_path": "personas.yaml"})
+    dep = refresh.to_deployment(
+        name="personas-refresh", cron="0 3 * * *", parameters={"config_path": "personas.yaml"}
+    )
     assert dep.name == "personas-refresh"
     assert dep.parameters == {"config_path": "personas.yaml"}
     crons = [getattr(s.schedule, "cron", None) for s in dep.schedules]

@@ -50,10 +50,26 @@ sources:
 """
 
 
-def _line(c: str, o: str, ts: str, cat: str = "home", q: float = 1, p: float = 10,
-          ch: str = "web", d: float = 0) -> dict:
-    return {"customer_id": c, "order_id": o, "ts": ts, "category": cat, "channel": ch,
-            "quantity": q, "unit_price": p, "discount": d}
+def _line(
+    c: str,
+    o: str,
+    ts: str,
+    cat: str = "home",
+    q: float = 1,
+    p: float = 10,
+    ch: str = "web",
+    d: float = 0,
+) -> dict:
+    return {
+        "customer_id": c,
+        "order_id": o,
+        "ts": ts,
+        "category": cat,
+        "channel": ch,
+        "quantity": q,
+        "unit_price": p,
+        "discount": d,
+    }
 
 
 @pytest.fixture
@@ -62,20 +78,26 @@ def tiny(tmp_path: Path) -> tuple[Path, Path]:
     m.write_text(MAPPING)
     src = tmp_path / "src"
     src.mkdir()
-    _write(src / "tx1.csv", [
-        # customer a: three purchase days, one return, two categories, two channels
-        _line("a", "o1", "2024-01-10 10:00:00", "home", 2, 10),
-        _line("a", "o2", "2024-03-10 10:00:00", "toys", 1, 30, "app", 5),
-        _line("a", "r2", "2024-03-20 10:00:00", "toys", -1, 30, "app"),
-        _line("a", "o3", "2024-06-08 10:00:00", "home", 1, 20),
-        # customer b: one purchase
-        _line("b", "o4", "2024-05-01 09:00:00", "toys", 3, 5),
-    ])
-    _write(src / "fb1.csv", [
-        {"customer_id": "a", "ts": "2024-02-01 10:00:00", "kind": "nps", "score": 3},
-        {"customer_id": "a", "ts": "2024-06-01 10:00:00", "kind": "nps", "score": 9},
-        {"customer_id": "a", "ts": "2024-06-02 10:00:00", "kind": "csat", "score": 4},
-    ])
+    _write(
+        src / "tx1.csv",
+        [
+            # customer a: three purchase days, one return, two categories, two channels
+            _line("a", "o1", "2024-01-10 10:00:00", "home", 2, 10),
+            _line("a", "o2", "2024-03-10 10:00:00", "toys", 1, 30, "app", 5),
+            _line("a", "r2", "2024-03-20 10:00:00", "toys", -1, 30, "app"),
+            _line("a", "o3", "2024-06-08 10:00:00", "home", 1, 20),
+            # customer b: one purchase
+            _line("b", "o4", "2024-05-01 09:00:00", "toys", 3, 5),
+        ],
+    )
+    _write(
+        src / "fb1.csv",
+        [
+            {"customer_id": "a", "ts": "2024-02-01 10:00:00", "kind": "nps", "score": 3},
+            {"customer_id": "a", "ts": "2024-06-01 10:00:00", "kind": "nps", "score": 9},
+            {"customer_id": "a", "ts": "2024-06-02 10:00:00", "kind": "csat", "score": 4},
+        ],
+    )
     lake = tmp_path / "lake"
     ingest([src / "tx1.csv", src / "fb1.csv"], m, lake)
     return lake, m
@@ -94,11 +116,14 @@ def test_features_match_hand_computed_values(tiny) -> None:
     assert a["return_rate"] == pytest.approx(30 / gross)
     assert a["discount_share"] == pytest.approx(5 / (gross + 5))
     assert a["discounted_order_share"] == pytest.approx(1 / 3)
-    gaps = [(date(2024, 3, 10) - date(2024, 1, 10)).days,
-            (date(2024, 6, 8) - date(2024, 3, 10)).days]
+    gaps = [
+        (date(2024, 3, 10) - date(2024, 1, 10)).days,
+        (date(2024, 6, 8) - date(2024, 3, 10)).days,
+    ]
     assert a["mean_days_between"] == pytest.approx(np.mean(gaps))
     assert np.isnan(a["purchase_regularity"]) or a["purchase_regularity"] == pytest.approx(
-        1 / (1 + np.std(gaps, ddof=1) / np.mean(gaps)))
+        1 / (1 + np.std(gaps, ddof=1) / np.mean(gaps))
+    )
     assert a["cat_share__home"] == pytest.approx(40 / gross)
     assert a["chan_share__web"] == pytest.approx(2 / 3)
     assert a["nps_latest"] == 9 and a["nps_class"] == "promoter"
@@ -110,11 +135,14 @@ def test_features_match_hand_computed_values(tiny) -> None:
 def test_rows_on_or_after_as_of_change_nothing(tiny, tmp_path: Path) -> None:
     lake, m = tiny
     before = compute(Lake(lake).connect(), AS_OF, clv=False)
-    late = _write(tmp_path / "src" / "tx2.csv", [
-        _line("a", "o9", "2024-07-01 00:00:00", "home", 5, 100),  # exactly at the cut-off
-        _line("a", "o10", "2024-08-01 10:00:00", "toys", 1, 7),
-        _line("c", "o11", "2024-07-02 10:00:00", "toys", 1, 7),  # first seen after D
-    ])
+    late = _write(
+        tmp_path / "src" / "tx2.csv",
+        [
+            _line("a", "o9", "2024-07-01 00:00:00", "home", 5, 100),  # exactly at the cut-off
+            _line("a", "o10", "2024-08-01 10:00:00", "toys", 1, 7),
+            _line("c", "o11", "2024-07-02 10:00:00", "toys", 1, 7),  # first seen after D
+        ],
+    )
     ingest([late], m, lake)
     after = compute(Lake(lake).connect(), AS_OF, clv=False)
     pd.testing.assert_frame_equal(before, after)
@@ -126,8 +154,13 @@ def test_rows_on_or_after_as_of_change_nothing(tiny, tmp_path: Path) -> None:
 def test_absent_tables_leave_their_features_out(tiny) -> None:
     lake, _ = tiny
     X = compute(Lake(lake).connect(), AS_OF, clv=False)
-    for name in ("email_open_rate", "sessions_90d", "support_contacts_365d", "loyalty_member",
-                 "coupon_redemptions"):
+    for name in (
+        "email_open_rate",
+        "sessions_90d",
+        "support_contacts_365d",
+        "loyalty_member",
+        "coupon_redemptions",
+    ):
         assert name not in X.columns  # no events/customers tables: not zero-filled
     assert "nps_latest" in X.columns
 
@@ -136,8 +169,19 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
     fs = build_features(demo_lake, None, tmp_path / "f")
     X = load_features(fs.path)
     groups = {lookup(c).group for c in X.columns if c != "lifecycle"}
-    assert {"rfm", "order", "returns", "category", "channel", "engagement", "satisfaction",
-            "loyalty", "clv", "value", "profile"} <= groups
+    assert {
+        "rfm",
+        "order",
+        "returns",
+        "category",
+        "channel",
+        "engagement",
+        "satisfaction",
+        "loyalty",
+        "clv",
+        "value",
+        "profile",
+    } <= groups
     assert X.index.is_unique and len(X) == fs.customers
     assert "as_of" not in X.columns  # the folder name must not leak in as a column
     for c in ("email_open_rate", "email_click_rate", "return_rate", "p_alive", "churn_risk"):
@@ -153,12 +197,24 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
 
 FULL = dict(
     tables={"transactions", "customers", "events", "feedback"},
-    event_types={"email_sent", "email_open", "email_click", "app_session", "page_view",
-                 "add_to_cart", "checkout", "support_ticket", "coupon_redeem",
-                 "campaign_contact"},
+    event_types={
+        "email_sent",
+        "email_open",
+        "email_click",
+        "app_session",
+        "page_view",
+        "add_to_cart",
+        "checkout",
+        "support_ticket",
+        "coupon_redeem",
+        "campaign_contact",
+    },
     feedback_kinds={"nps", "csat", "review"},
     customer_columns={"country", "loyalty_member", "age_band", "loyalty_tier"},
-    has_discount=True, has_sessions=True, categories=["home", "toys"], channels=["web", "app"],
+    has_discount=True,
+    has_sessions=True,
+    categories=["home", "toys"],
+    channels=["web", "app"],
 )
 
 
@@ -178,6 +234,7 @@ def test_feature_docs_are_rendered_from_the_catalogue() -> None:
     doc = Path(__file__).resolve().parents[1] / "docs" / "features.md"
     assert doc.read_text(encoding="utf-8") == render_markdown(), (
         "docs/features.md is stale: run `uv run python -m personas.features.docs > "
-        "docs/features.md`")
+        "docs/features.md`"
+    )
     for f in CATALOG:
         assert f"`{f.name}`" in doc.read_text(encoding="utf-8")

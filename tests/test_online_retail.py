@@ -20,8 +20,10 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def uci_frame() -> pd.DataFrame:
     files = sorted(shared_data("uci-online-retail", "by-day").glob("*.csv.gz"))
-    return pd.concat((pd.read_csv(f, dtype={"InvoiceNo": str, "StockCode": str}) for f in files),
-                     ignore_index=True)
+    return pd.concat(
+        (pd.read_csv(f, dtype={"InvoiceNo": str, "StockCode": str}) for f in files),
+        ignore_index=True,
+    )
 
 
 def test_online_retail_row_accounting_is_exact(uci_lake, uci_frame) -> None:
@@ -39,13 +41,21 @@ def test_online_retail_row_accounting_is_exact(uci_lake, uci_frame) -> None:
     assert n_lake == t["accepted"]
     assert n_quar == t["quarantined"] + t["duplicates"]
     # the lake never holds a line without a customer, and cancellations are negative
-    assert con.execute("SELECT count(*) FROM transactions WHERE customer_id IS NULL"
-                       ).fetchone()[0] == 0
-    assert con.execute("SELECT count(*) FROM transactions WHERE order_id LIKE 'C%' "
-                       "AND quantity >= 0").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM transactions WHERE customer_id IS NULL").fetchone()[0]
+        == 0
+    )
+    assert (
+        con.execute(
+            "SELECT count(*) FROM transactions WHERE order_id LIKE 'C%' AND quantity >= 0"
+        ).fetchone()[0]
+        == 0
+    )
     customers = with_id["CustomerID"].nunique()
-    assert con.execute("SELECT count(DISTINCT customer_id) FROM transactions"
-                       ).fetchone()[0] <= customers
+    assert (
+        con.execute("SELECT count(DISTINCT customer_id) FROM transactions").fetchone()[0]
+        <= customers
+    )
 
 
 def test_online_retail_yields_personas(uci_lake, tmp_path) -> None:

@@ -80,8 +80,10 @@ def test_same_input_and_seed_give_byte_identical_profiles(clean) -> None:
     a = (clean["a"].run_dir / "profiles.json").read_bytes()
     b = (clean["b"].run_dir / "profiles.json").read_bytes()
     assert a == b
-    pd.testing.assert_frame_equal(pd.read_parquet(clean["a"].run_dir / "assignments.parquet"),
-                                  pd.read_parquet(clean["b"].run_dir / "assignments.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(clean["a"].run_dir / "assignments.parquet"),
+        pd.read_parquet(clean["b"].run_dir / "assignments.parquet"),
+    )
 
 
 def test_names_and_actions_are_plain_and_unique(clean) -> None:

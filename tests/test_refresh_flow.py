@@ -59,8 +59,11 @@ def test_refresh_publishes_self_contained_report(refreshed) -> None:
 
         def handle_starttag(self, tag: str, attrs: list) -> None:
             for k, v in attrs:
-                if k in ("src", "href", "action", "data") and v and (
-                        v.startswith(("http:", "https:", "//"))):
+                if (
+                    k in ("src", "href", "action", "data")
+                    and v
+                    and (v.startswith(("http:", "https:", "//")))
+                ):
                     self.found.append(f"<{tag} {k}={v}>")
 
     parser = Refs()
@@ -78,8 +81,9 @@ def test_second_refresh_adds_nothing_and_keeps_identities(refreshed, demo_files)
     assert second["ingest"]["skipped"] == len(demo_files)
     p1 = json.loads((Path(first["run_dir"]) / "profiles.json").read_text())
     p2 = json.loads((Path(second["run_dir"]) / "profiles.json").read_text())
-    assert [(p["id"], p["name"], p["size"]) for p in p1["personas"]] == \
-        [(p["id"], p["name"], p["size"]) for p in p2["personas"]]
+    assert [(p["id"], p["name"], p["size"]) for p in p1["personas"]] == [
+        (p["id"], p["name"], p["size"]) for p in p2["personas"]
+    ]
     a1 = pd.read_parquet(Path(first["run_dir"]) / "assignments.parquet")
     a2 = pd.read_parquet(Path(second["run_dir"]) / "assignments.parquet")
     pd.testing.assert_frame_equal(a1, a2)
@@ -94,8 +98,9 @@ def test_notebook_runs_against_the_published_workspace(refreshed, tmp_path: Path
 
     repo = Path(__file__).resolve().parents[1]
     nb = jupytext.read(repo / "notebooks" / "01-explore-personas.py")
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     import os
 
     old = os.environ.get("PERSONAS_WORKSPACE")

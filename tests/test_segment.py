@@ -14,15 +14,28 @@ from personas.identity import first_ids, match, migration_matrix
 from personas.naming import PersonaStats, make_names
 from personas.segment import PersonaSegmenter
 
-FEATURES = ["recency_days", "avg_order_value", "return_rate", "orders_per_month",
-            "category_diversity", "email_open_rate"]
+FEATURES = [
+    "recency_days",
+    "avg_order_value",
+    "return_rate",
+    "orders_per_month",
+    "category_diversity",
+    "email_open_rate",
+]
 
 
-def blobs(n: int = 3000, k: int = 5, seed: int = 0, tiny: int = 0) -> tuple[pd.DataFrame,
-                                                                            np.ndarray]:
+def blobs(
+    n: int = 3000, k: int = 5, seed: int = 0, tiny: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Customers with k planted groups, shaped like catalogue features (plus ``tiny`` extra)."""
-    Z, y = make_blobs(n_samples=n, centers=k, n_features=len(FEATURES), cluster_std=0.6,
-                      random_state=seed, center_box=(-6, 6))
+    Z, y = make_blobs(
+        n_samples=n,
+        centers=k,
+        n_features=len(FEATURES),
+        cluster_std=0.6,
+        random_state=seed,
+        center_box=(-6, 6),
+    )
     if tiny:
         rng = np.random.default_rng(seed)
         Z = np.vstack([Z, rng.normal(12, 0.2, size=(tiny, len(FEATURES)))])
@@ -47,8 +60,9 @@ def test_planted_k_is_chosen_and_recovered() -> None:
 
 def test_small_clusters_are_merged_never_published() -> None:
     X, _ = blobs(n=2000, k=3, tiny=20)
-    seg = PersonaSegmenter(k=4, algorithms=("kmeans",), n_bootstrap=0, min_persona_size=100,
-                           random_state=0).fit(X)
+    seg = PersonaSegmenter(
+        k=4, algorithms=("kmeans",), n_bootstrap=0, min_persona_size=100, random_state=0
+    ).fit(X)
     sizes = np.bincount(seg.labels_[seg.labels_ >= 0])
     assert sizes.min() >= 100 and seg.k_ == 3
     assert len(seg.merged_) == 1
@@ -89,8 +103,9 @@ def test_assignment_of_a_million_customers_is_vectorised() -> None:
     np.testing.assert_array_equal(labels[:50], seg.predict(big.iloc[:50]))
 
 
-@pytest.mark.parametrize("bad", [dict(k=1), dict(k="many"), dict(k_range=(1, 4)),
-                                 dict(algorithms=("dbscan",))])
+@pytest.mark.parametrize(
+    "bad", [dict(k=1), dict(k="many"), dict(k_range=(1, 4)), dict(algorithms=("dbscan",))]
+)
 def test_bad_parameters_are_named(bad: dict) -> None:
     X, _ = blobs(n=300, k=3)
     with pytest.raises(ValueError, match=next(iter(bad))):
@@ -107,12 +122,18 @@ def test_identity_keeps_ids_through_relabelling_and_reports_changes() -> None:
     assert ident.ids == {1: "P1", 2: "P2", 0: "P3"} and ident.names[0] == "C"
     assert not ident.new and not ident.vanished
     # P2 splits into two new clusters, P3 vanishes into P1
-    cur2 = pd.Series(np.concatenate([np.zeros(300), rng.permutation(np.repeat([1, 2], 150)),
-                                     np.zeros(300)]).astype(int), index=idx)
+    cur2 = pd.Series(
+        np.concatenate(
+            [np.zeros(300), rng.permutation(np.repeat([1, 2], 150)), np.zeros(300)]
+        ).astype(int),
+        index=idx,
+    )
     ident2 = match(cur2, prev, {})
     assert ident2.ids[0] == "P1"
     assert {"from": "P2", "into": sorted(ident2.split[0]["into"])} == {
-        "from": "P2", "into": sorted([ident2.ids[1], ident2.ids[2]])}
+        "from": "P2",
+        "into": sorted([ident2.ids[1], ident2.ids[2]]),
+    }
     assert ident2.merged and set(ident2.merged[0]["from"]) == {"P1", "P3"}
     assert "P3" in ident2.vanished and len(ident2.new) == 1
     m = migration_matrix(cur2.map(ident2.ids), prev)

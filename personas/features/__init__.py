@@ -49,8 +49,12 @@ class FeatureSet:
     seconds: float
 
 
-def compute(con: duckdb.DuckDBPyConnection, as_of: date | str, tables: set[str] | None = None,
-            clv: bool = True) -> pd.DataFrame:
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date | str,
+    tables: set[str] | None = None,
+    clv: bool = True,
+) -> pd.DataFrame:
     """Features for every customer known before ``as_of`` as a DataFrame (small data, notebooks).
 
     ``con`` must have views ``transactions`` (and optionally ``customers``, ``events``,
@@ -67,9 +71,14 @@ def compute(con: duckdb.DuckDBPyConnection, as_of: date | str, tables: set[str] 
     return df.set_index("customer_id")
 
 
-def build_features(lake: Lake | str | Path, as_of: date | str | None, out_root: str | Path,
-                   memory_limit: str | None = None, threads: int | None = None,
-                   clv: bool = True) -> FeatureSet:
+def build_features(
+    lake: Lake | str | Path,
+    as_of: date | str | None,
+    out_root: str | Path,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    clv: bool = True,
+) -> FeatureSet:
     """Compute features as of ``as_of`` (default: the day after the last transaction)."""
     t0 = time.perf_counter()
     lake = lake if isinstance(lake, Lake) else Lake(lake)
@@ -105,8 +114,9 @@ def build_features(lake: Lake | str | Path, as_of: date | str | None, out_root: 
             tmp.unlink()
             tmp2.rename(tmp)
             columns += keep
-    n = con.execute(f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
-                    ).fetchone()[0]
+    n = con.execute(
+        f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
+    ).fetchone()[0]
     tmp.replace(final)
     cat = catalog_json(ctx, columns, n, lake)
     catalog_path = out_dir / "catalog.json"
@@ -150,18 +160,41 @@ def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
             f = lookup(c)
         except KeyError:
             if c == "lifecycle":
-                feats.append({"name": c, "group": "profile", "label": "Lifecycle stage",
-                              "definition": "prospect (no purchase), one_time or repeat",
-                              "unit": "class", "tables": ["transactions"], "segment": False,
-                              "kind": "categorical", "higher_is": ""})
+                feats.append(
+                    {
+                        "name": c,
+                        "group": "profile",
+                        "label": "Lifecycle stage",
+                        "definition": "prospect (no purchase), one_time or repeat",
+                        "unit": "class",
+                        "tables": ["transactions"],
+                        "segment": False,
+                        "kind": "categorical",
+                        "higher_is": "",
+                    }
+                )
             continue
-        feats.append({"name": f.name, "group": f.group, "label": f.label,
-                      "definition": f.definition, "unit": f.unit, "tables": list(f.tables),
-                      "segment": f.segment, "kind": f.kind, "higher_is": f.higher_is})
+        feats.append(
+            {
+                "name": f.name,
+                "group": f.group,
+                "label": f.label,
+                "definition": f.definition,
+                "unit": f.unit,
+                "tables": list(f.tables),
+                "segment": f.segment,
+                "kind": f.kind,
+                "higher_is": f.higher_is,
+            }
+        )
     return {
-        "as_of": ctx.as_of.isoformat(), "customers": n, "tables": sorted(ctx.tables),
-        "lake_fingerprint": lake.fingerprint(), "categories": ctx.categories,
-        "channels": ctx.channels, "features": feats,
+        "as_of": ctx.as_of.isoformat(),
+        "customers": n,
+        "tables": sorted(ctx.tables),
+        "lake_fingerprint": lake.fingerprint(),
+        "categories": ctx.categories,
+        "channels": ctx.channels,
+        "features": feats,
     }
 
 

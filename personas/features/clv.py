@@ -46,14 +46,19 @@ def rfm_sql(as_of: date) -> str:
     FROM days GROUP BY customer_id ORDER BY customer_id"""
 
 
-def score_from_lake(con: duckdb.DuckDBPyConnection, as_of: date,
-                    annual_discount_rate: float = 0.10) -> pd.DataFrame | None:
+def score_from_lake(
+    con: duckdb.DuckDBPyConnection, as_of: date, annual_discount_rate: float = 0.10
+) -> pd.DataFrame | None:
     """Scores per customer, or None when there are too few repeat buyers to fit the models."""
     rfm = con.execute(rfm_sql(as_of)).fetch_df()
     repeaters = int((rfm["frequency"] > 0).sum())
     if len(rfm) == 0 or repeaters < MIN_REPEATERS:
-        log.warning("CLV features left out: %d repeat buyers before %s (need %d)", repeaters,
-                    as_of, MIN_REPEATERS)
+        log.warning(
+            "CLV features left out: %d repeat buyers before %s (need %d)",
+            repeaters,
+            as_of,
+            MIN_REPEATERS,
+        )
         return None
     f = rfm["frequency"].to_numpy(float)
     r = rfm["recency"].to_numpy(float)
@@ -71,26 +76,38 @@ def score_from_lake(con: duckdb.DuckDBPyConnection, as_of: date,
     fu, ru, Tu = uniq[:, 0], uniq[:, 1], uniq[:, 2]
     p_alive = bg.probability_alive(fu, ru, Tu)[inv]
     discounted = btyd.customer_lifetime_value(
-        bg, _UnitValue(), fu, ru, Tu, np.zeros(len(fu)), months=12, time_unit="W",
-        annual_discount_rate=annual_discount_rate)[inv]
+        bg,
+        _UnitValue(),
+        fu,
+        ru,
+        Tu,
+        np.zeros(len(fu)),
+        months=12,
+        time_unit="W",
+        annual_discount_rate=annual_discount_rate,
+    )[inv]
     clv = discounted * gg.conditional_expected_average_value(f, m)
     if gg.params_["q"] <= 1.0:
         # Heavy-tailed spend (wholesalers): the Gamma-Gamma population mean p*v/(q-1) does not
         # exist, so one-time buyers would get a negative value. Value them at the median repeat
         # spend instead; repeat buyers keep their (finite) posterior mean.
-        log.warning("Gamma-Gamma q=%.3f <= 1: one-time buyers valued at the median spend",
-                    gg.params_["q"])
+        log.warning(
+            "Gamma-Gamma q=%.3f <= 1: one-time buyers valued at the median spend", gg.params_["q"]
+        )
         once = f == 0
         clv[once] = float(np.median(m[f > 0])) * discounted[once]
-    out = pd.DataFrame({
-        "customer_id": rfm["customer_id"].astype(str),
-        "p_alive": p_alive,
-        "churn_risk": 1.0 - p_alive,
-        "expected_purchases_90d": bg.conditional_expected_purchases(90 / WEEK, fu, ru, Tu)[inv],
-        "expected_purchases_365d": bg.conditional_expected_purchases(365 / WEEK, fu, ru,
-                                                                      Tu)[inv],
-        "clv_12m": clv,
-    })
+    out = pd.DataFrame(
+        {
+            "customer_id": rfm["customer_id"].astype(str),
+            "p_alive": p_alive,
+            "churn_risk": 1.0 - p_alive,
+            "expected_purchases_90d": bg.conditional_expected_purchases(90 / WEEK, fu, ru, Tu)[inv],
+            "expected_purchases_365d": bg.conditional_expected_purchases(365 / WEEK, fu, ru, Tu)[
+                inv
+            ],
+            "clv_12m": clv,
+        }
+    )
     for c in out.columns[1:]:
         out[c] = np.asarray(out[c], dtype="float64")
     out.attrs["bgnbd"] = bg.params_
@@ -101,6 +118,7 @@ def score_from_lake(con: duckdb.DuckDBPyConnection, as_of: date,
 class _UnitValue:
     """Stands in for Gamma-Gamma to get discounted expected purchases (value 1 each)."""
 
-    def conditional_expected_average_value(self, frequency: np.ndarray,
-                                           monetary_value: np.ndarray) -> np.ndarray:
+    def conditional_expected_average_value(
+        self, frequency: np.ndarray, monetary_value: np.ndarray
+    ) -> np.ndarray:
         return np.ones(len(np.asarray(frequency)), dtype=float)

@@ -24,11 +24,15 @@ def render_markdown() -> str:
             feats = [d.feature() for d in VALUE_DIMENSIONS.values()]
         lines.append(f"\n## {title}\n")
         if group == "category":
-            lines.append(f"Plus `{CATEGORY_PREFIX}<category>`: share of gross spend in each of "
-                         "the top 8 categories by spend (as of D).\n")
+            lines.append(
+                f"Plus `{CATEGORY_PREFIX}<category>`: share of gross spend in each of "
+                "the top 8 categories by spend (as of D).\n"
+            )
         if group == "channel":
-            lines.append(f"`{CHANNEL_PREFIX}<channel>`: share of purchase orders placed through "
-                         "each of the top 6 channels (only when the data has two or more).\n")
+            lines.append(
+                f"`{CHANNEL_PREFIX}<channel>`: share of purchase orders placed through "
+                "each of the top 6 channels (only when the data has two or more).\n"
+            )
         if group == "value":
             lines.append(_VALUE_INTRO)
         if not feats:
@@ -36,8 +40,10 @@ def render_markdown() -> str:
         lines.append("| feature | definition | unit | tables | segment |")
         lines.append("|---|---|---|---|---|")
         for f in feats:
-            lines.append(f"| `{f.name}` | {f.definition} | {f.unit} | {', '.join(f.tables)} | "
-                         f"{'yes' if f.segment else 'no'} |")
+            lines.append(
+                f"| `{f.name}` | {f.definition} | {f.unit} | {', '.join(f.tables)} | "
+                f"{'yes' if f.segment else 'no'} |"
+            )
     lines.append(_LIFECYCLE)
     return "\n".join(lines) + "\n"
 

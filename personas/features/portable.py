@@ -18,5 +18,6 @@ def feature_sql(ctx: Context, dialect: str = "duckdb") -> str:
     sql, _ = feature_query(ctx)
     if dialect == "duckdb":
         return sql
-    return sqlglot.transpile(sql, read="duckdb", write=dialect,
-                             unsupported_level=ErrorLevel.RAISE, pretty=True)[0]
+    return sqlglot.transpile(
+        sql, read="duckdb", write=dialect, unsupported_level=ErrorLevel.RAISE, pretty=True
+    )[0]

@@ -48,29 +48,56 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
     ctx = Context(as_of=as_of, tables=set(tables))
     t = ctx.ts
     if "transactions" in tables:
-        ctx.has_discount = bool(con.execute(
-            f"SELECT count(*) FROM transactions WHERE ts < {t} AND coalesce(discount, 0) <> 0"
-        ).fetchone()[0])
-        ctx.categories = [r[0] for r in con.execute(
-            f"SELECT category FROM transactions WHERE ts < {t} AND amount > 0 AND category IS "
-            f"NOT NULL GROUP BY 1 ORDER BY sum(amount) DESC, 1 LIMIT {TOP_CATEGORIES}"
-        ).fetchall()]
-        chans = [r[0] for r in con.execute(
-            f"SELECT channel FROM transactions WHERE ts < {t} AND amount > 0 AND channel IS NOT "
-            f"NULL GROUP BY 1 ORDER BY count(DISTINCT order_id) DESC, 1 LIMIT {TOP_CHANNELS}"
-        ).fetchall()]
+        ctx.has_discount = bool(
+            con.execute(
+                f"SELECT count(*) FROM transactions WHERE ts < {t} AND coalesce(discount, 0) <> 0"
+            ).fetchone()[0]
+        )
+        ctx.categories = [
+            r[0]
+            for r in con.execute(
+                f"SELECT category FROM transactions WHERE ts < {t} AND amount > 0 AND category IS "
+                f"NOT NULL GROUP BY 1 ORDER BY sum(amount) DESC, 1 LIMIT {TOP_CATEGORIES}"
+            ).fetchall()
+        ]
+        chans = [
+            r[0]
+            for r in con.execute(
+                f"SELECT channel FROM transactions WHERE ts < {t} AND amount > 0 AND channel "
+                "IS NOT NULL GROUP BY 1 ORDER BY count(DISTINCT order_id) DESC, 1 "
+                f"LIMIT {TOP_CHANNELS}"
+            ).fetchall()
+        ]
         ctx.channels = chans if len(chans) > 1 else []
     if "events" in tables:
-        ctx.event_types = {r[0] for r in con.execute(
-            f"SELECT DISTINCT event_type FROM events WHERE ts < {t}").fetchall()}
-        ctx.has_sessions = bool(con.execute(
-            f"SELECT count(*) FROM events WHERE ts < {t} AND session_id IS NOT NULL").fetchone()[0])
+        ctx.event_types = {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT event_type FROM events WHERE ts < {t}"
+            ).fetchall()
+        }
+        ctx.has_sessions = bool(
+            con.execute(
+                f"SELECT count(*) FROM events WHERE ts < {t} AND session_id IS NOT NULL"
+            ).fetchone()[0]
+        )
     if "feedback" in tables:
-        ctx.feedback_kinds = {r[0] for r in con.execute(
-            f"SELECT DISTINCT kind FROM feedback WHERE ts < {t}").fetchall()}
+        ctx.feedback_kinds = {
+            r[0]
+            for r in con.execute(f"SELECT DISTINCT kind FROM feedback WHERE ts < {t}").fetchall()
+        }
     if "customers" in tables:
-        cols = ("country", "region", "age_band", "income_band", "household", "loyalty_member",
-                "loyalty_tier", "is_prospect", "first_seen")
+        cols = (
+            "country",
+            "region",
+            "age_band",
+            "income_band",
+            "household",
+            "loyalty_member",
+            "loyalty_tier",
+            "is_prospect",
+            "first_seen",
+        )
         row = con.execute(
             "SELECT " + ", ".join(f"count({c})" for c in cols) + " FROM customers"
         ).fetchone()
@@ -84,13 +111,22 @@ def feature_query(ctx: Context) -> tuple[str, list[str]]:
     joins: list[tuple[str, list[str]]] = []
     if "transactions" in ctx.tables:
         ctes += _transactions_ctes(ctx)
-        joins.append(("rfm", _RFM_COLS + (["discount_share", "discounted_order_share"]
-                                          if ctx.has_discount else [])))
+        joins.append(
+            (
+                "rfm",
+                _RFM_COLS
+                + (["discount_share", "discounted_order_share"] if ctx.has_discount else []),
+            )
+        )
         joins.append(("timing", ["mean_days_between", "purchase_regularity"]))
         if ctx.categories:
             ctes += _category_ctes(ctx)
-            joins.append(("cat", [CATEGORY_PREFIX + _slug(c) for c in ctx.categories]
-                          + ["category_diversity"]))
+            joins.append(
+                (
+                    "cat",
+                    [CATEGORY_PREFIX + _slug(c) for c in ctx.categories] + ["category_diversity"],
+                )
+            )
         if ctx.channels:
             ctes += _channel_ctes(ctx)
             joins.append(("chan", [CHANNEL_PREFIX + _slug(c) for c in ctx.channels]))
@@ -122,8 +158,9 @@ def feature_query(ctx: Context) -> tuple[str, list[str]]:
         for c in cols:
             select.append(f"{alias}.{c}")
             columns.append(c)
-    from_ = "base" + "".join(f" LEFT JOIN {a} ON {a}.customer_id = base.customer_id"
-                             for a, _ in joins)
+    from_ = "base" + "".join(
+        f" LEFT JOIN {a} ON {a}.customer_id = base.customer_id" for a, _ in joins
+    )
     lifecycle = _lifecycle(ctx)
     select.append(f"{lifecycle} AS lifecycle")
     ctes.append(f"joined AS (SELECT {', '.join(select)} FROM {from_})")
@@ -132,8 +169,16 @@ def feature_query(ctx: Context) -> tuple[str, list[str]]:
     return sql, [*columns, "lifecycle", *vcols]
 
 
-_RFM_COLS = ["recency_days", "frequency", "monetary", "tenure_days", "orders_per_month",
-             "avg_order_value", "items_per_order", "return_rate"]
+_RFM_COLS = [
+    "recency_days",
+    "frequency",
+    "monetary",
+    "tenure_days",
+    "orders_per_month",
+    "avg_order_value",
+    "items_per_order",
+    "return_rate",
+]
 
 
 def _transactions_ctes(ctx: Context) -> list[str]:
@@ -193,7 +238,9 @@ def _transactions_ctes(ctx: Context) -> list[str]:
 def _category_ctes(ctx: Context) -> list[str]:
     shares = ",\n".join(
         f"sum(CASE WHEN category = '{_q(c)}' THEN s ELSE 0 END) / sum(s) "
-        f"AS {CATEGORY_PREFIX + _slug(c)}" for c in ctx.categories)
+        f"AS {CATEGORY_PREFIX + _slug(c)}"
+        for c in ctx.categories
+    )
     return [
         """catspend AS (
         SELECT customer_id, category, sum(amount) AS s FROM tx
@@ -212,9 +259,13 @@ def _category_ctes(ctx: Context) -> list[str]:
 def _channel_ctes(ctx: Context) -> list[str]:
     shares = ",\n".join(
         f"sum(CASE WHEN channel = '{_q(c)}' THEN 1 ELSE 0 END) * 1.0 / count(*) "
-        f"AS {CHANNEL_PREFIX + _slug(c)}" for c in ctx.channels)
-    return [f"""chan AS (
-        SELECT customer_id, {shares} FROM orders WHERE gross > 0 GROUP BY customer_id)"""]
+        f"AS {CHANNEL_PREFIX + _slug(c)}"
+        for c in ctx.channels
+    )
+    return [
+        f"""chan AS (
+        SELECT customer_id, {shares} FROM orders WHERE gross > 0 GROUP BY customer_id)"""
+    ]
 
 
 def _events_cte(ctx: Context) -> tuple[str, list[str]]:
@@ -234,16 +285,22 @@ def _events_cte(ctx: Context) -> tuple[str, list[str]]:
 
     if "email_sent" in et:
         if "email_open" in et:
-            parts.append(f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_open')} * 1.0 / "
-                         f"{n('email_sent')}, 1.0) END AS email_open_rate")
+            parts.append(
+                f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_open')} * 1.0 / "
+                f"{n('email_sent')}, 1.0) END AS email_open_rate"
+            )
             cols.append("email_open_rate")
         if "email_click" in et:
-            parts.append(f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_click')} * 1.0 /"
-                         f" {n('email_sent')}, 1.0) END AS email_click_rate")
+            parts.append(
+                f"CASE WHEN {n('email_sent')} > 0 THEN least({n('email_click')} * 1.0 /"
+                f" {n('email_sent')}, 1.0) END AS email_click_rate"
+            )
             cols.append("email_click_rate")
     if "add_to_cart" in et and "checkout" in et:
-        parts.append(f"CASE WHEN {n('add_to_cart')} > 0 THEN greatest(1.0 - {n('checkout')} * "
-                     f"1.0 / {n('add_to_cart')}, 0.0) END AS cart_abandonment_rate")
+        parts.append(
+            f"CASE WHEN {n('add_to_cart')} > 0 THEN greatest(1.0 - {n('checkout')} * "
+            f"1.0 / {n('add_to_cart')}, 0.0) END AS cart_abandonment_rate"
+        )
         cols.append("cart_abandonment_rate")
     if "support_ticket" in et:
         parts.append(f"{n('support_ticket', t365)} AS support_contacts_365d")
@@ -262,23 +319,26 @@ def _events_cte(ctx: Context) -> tuple[str, list[str]]:
             scols.append("app_session_share")
     if not parts and not sparts:
         return "", []
-    counts = (f"(SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} "
-              "GROUP BY customer_id)")
+    counts = (
+        f"(SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} GROUP BY customer_id)"
+    )
     if not sparts:
         return f"eng AS {counts}", cols
     inlist = ", ".join(f"'{e}'" for e in sess)
-    sessions = f"""(SELECT customer_id, {', '.join(sparts)} FROM (
+    sessions = f"""(SELECT customer_id, {", ".join(sparts)} FROM (
             SELECT customer_id, session_id, max(ts) AS ts,
                    max(CASE WHEN event_type = 'app_session' THEN 1 ELSE 0 END) AS app
             FROM events WHERE ts < {t} AND session_id IS NOT NULL AND event_type IN ({inlist})
             GROUP BY customer_id, session_id) x GROUP BY customer_id)"""
     if not parts:
         return f"eng AS {sessions}", scols
-    return (f"""eng AS (
+    return (
+        f"""eng AS (
         SELECT coalesce(c.customer_id, s.customer_id) AS customer_id,
-               {', '.join(['c.' + x for x in cols] + ['s.' + x for x in scols])}
+               {", ".join(["c." + x for x in cols] + ["s." + x for x in scols])}
         FROM {counts} c FULL JOIN {sessions} s ON s.customer_id = c.customer_id)""",
-            cols + scols)
+        cols + scols,
+    )
 
 
 def _campaign_cte(ctx: Context) -> str:
@@ -299,26 +359,32 @@ def _feedback_cte(ctx: Context) -> tuple[str, list[str]]:
     parts, cols = [], []
     if "nps" in k:
         parts.append("max(nps.nps_latest) AS nps_latest")
-        parts.append("CASE WHEN max(nps.nps_latest) >= 9 THEN 'promoter' WHEN max(nps.nps_latest)"
-                     " >= 7 THEN 'passive' WHEN max(nps.nps_latest) IS NOT NULL THEN 'detractor' "
-                     "END AS nps_class")
+        parts.append(
+            "CASE WHEN max(nps.nps_latest) >= 9 THEN 'promoter' WHEN max(nps.nps_latest)"
+            " >= 7 THEN 'passive' WHEN max(nps.nps_latest) IS NOT NULL THEN 'detractor' "
+            "END AS nps_class"
+        )
         cols += ["nps_latest", "nps_class"]
     if "csat" in k:
         parts.append("avg(CASE WHEN f.kind = 'csat' THEN f.score / f.scale_max END) AS csat_mean")
         cols.append("csat_mean")
     if "review" in k:
-        parts.append("avg(CASE WHEN f.kind = 'review' THEN f.score / f.scale_max END) "
-                     "AS review_mean")
+        parts.append(
+            "avg(CASE WHEN f.kind = 'review' THEN f.score / f.scale_max END) AS review_mean"
+        )
         cols.append("review_mean")
     nps = f"""(SELECT customer_id, score * 10.0 / scale_max AS nps_latest FROM (
                 SELECT customer_id, score, scale_max, row_number() OVER (
                     PARTITION BY customer_id ORDER BY ts DESC, source_row DESC) AS rn
                 FROM feedback WHERE kind = 'nps' AND ts < {t}) x WHERE rn = 1)"""
-    return (f"""sat AS (
-        SELECT f.customer_id, {', '.join(parts)}
+    return (
+        f"""sat AS (
+        SELECT f.customer_id, {", ".join(parts)}
         FROM (SELECT * FROM feedback WHERE ts < {t}) f
         LEFT JOIN {nps} nps ON nps.customer_id = f.customer_id
-        GROUP BY f.customer_id)""", cols)
+        GROUP BY f.customer_id)""",
+        cols,
+    )
 
 
 def _customers_cte(ctx: Context) -> tuple[str, list[str]]:
@@ -335,20 +401,25 @@ def _customers_cte(ctx: Context) -> tuple[str, list[str]]:
         cols.append("loyalty_member")
     sel.append("is_prospect")
     # the latest row per customer wins: a newer export supersedes an older one
-    return (f"""cust AS (
-        SELECT {', '.join(sel)} FROM (
+    return (
+        f"""cust AS (
+        SELECT {", ".join(sel)} FROM (
             SELECT *, row_number() OVER (PARTITION BY customer_id
                                          ORDER BY ingested_at DESC, source_row DESC) AS rn
             FROM customers WHERE first_seen IS NULL OR first_seen < {t}) x
-        WHERE rn = 1)""", cols)
+        WHERE rn = 1)""",
+        cols,
+    )
 
 
 def _lifecycle(ctx: Context) -> str:
     if "transactions" not in ctx.tables:
         return "'prospect'"
-    return ("CASE WHEN rfm.customer_id IS NULL THEN 'prospect' "
-            "WHEN rfm.frequency = 0 THEN 'returns_only' "
-            "WHEN rfm.frequency = 1 THEN 'one_time' ELSE 'repeat' END")
+    return (
+        "CASE WHEN rfm.customer_id IS NULL THEN 'prospect' "
+        "WHEN rfm.frequency = 0 THEN 'returns_only' "
+        "WHEN rfm.frequency = 1 THEN 'one_time' ELSE 'repeat' END"
+    )
 
 
 def _ts(d: date | datetime) -> str:

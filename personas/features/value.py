@@ -24,35 +24,50 @@ class ValueDimension:
 
     def feature(self) -> Feature:
         return Feature(
-            f"value_{self.name}", "value", self.label,
+            f"value_{self.name}",
+            "value",
+            self.label,
             f"{self.meaning}: mean percentile of ({', '.join(self.benefits)}) minus mean "
             f"percentile of ({', '.join(self.sacrifices) or 'none'})",
-            "index -1..1", ("transactions",), segment=False, higher_is="better", fmt="{:+.2f}",
+            "index -1..1",
+            ("transactions",),
+            segment=False,
+            higher_is="better",
+            fmt="{:+.2f}",
         )
 
 
 VALUE_DIMENSIONS: dict[str, ValueDimension] = {
-    d.name: d for d in (
+    d.name: d
+    for d in (
         ValueDimension(
-            "economic", "Economic value",
+            "economic",
+            "Economic value",
             "money saved versus money spent per order",
             ("discount_share", "discounted_order_share", "coupon_redemptions"),
-            ("avg_order_value",)),
+            ("avg_order_value",),
+        ),
         ValueDimension(
-            "functional", "Functional value",
+            "functional",
+            "Functional value",
             "needs met (repeat buying across categories) versus friction",
             ("orders_per_month", "category_diversity", "purchase_regularity"),
-            ("return_rate", "cart_abandonment_rate", "support_contacts_365d")),
+            ("return_rate", "cart_abandonment_rate", "support_contacts_365d"),
+        ),
         ValueDimension(
-            "emotional", "Emotional value",
+            "emotional",
+            "Emotional value",
             "how customers feel about the experience versus the trouble they had",
             ("nps_latest", "csat_mean", "review_mean"),
-            ("support_contacts_365d", "return_rate")),
+            ("support_contacts_365d", "return_rate"),
+        ),
         ValueDimension(
-            "symbolic", "Symbolic value",
+            "symbolic",
+            "Symbolic value",
             "identification with the brand versus a fading relationship",
             ("loyalty_member", "email_click_rate", "tenure_days"),
-            ("recency_days",)),
+            ("recency_days",),
+        ),
     )
 }
 
