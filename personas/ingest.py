@@ -960,7 +960,9 @@ class _LakeWriter:
             name = f"{sub}part-{self.ctx.batch_id}-{self.k}.parquet"
             path = self.ctx.stage / "out" / table / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(path, rows.schema, compression="zstd")
+            # snappy, not zstd: the write was the largest CPU cost of an ingest (1.2 of about
+            # 3.9 CPU-s per million lines); snappy took 20M lines from 45.0 s to 36.9 s
+            writer = pq.ParquetWriter(path, rows.schema, compression="snappy")
             self.files.append((table, path))
             self.open[key] = (writer, [], 0)
         writer, buf, n = self.open[key]
