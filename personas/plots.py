@@ -31,7 +31,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from personas.features.catalog import lookup
+from personas.features.catalog import GROUPS, lookup
 
 # Colour-blind-aware qualitative palette (Okabe-Ito extended with Tableau tones): persona
 # ``P<n>`` gets PALETTE[(n - 1) % len]. Groups that are not personas are greys.
@@ -321,24 +321,7 @@ def heatmap_features(profiles: Mapping[str, Any]) -> list[str]:
         for f in ("clv_12m", "churn_risk", "nps_latest", "csat_mean")
         if f in feats and f not in used
     ]
-    order = {
-        g: i
-        for i, g in enumerate(
-            (
-                "rfm",
-                "order",
-                "returns",
-                "category",
-                "channel",
-                "engagement",
-                "satisfaction",
-                "loyalty",
-                "clv",
-                "value",
-                "profile",
-            )
-        )
-    }
+    order = {g: i for i, g in enumerate(GROUPS)}  # the catalogue's group order
     chosen = used + extra
     pos = {f: i for i, f in enumerate(chosen)}
     return sorted(chosen, key=lambda f: (order.get(feats[f]["group"], 99), pos[f]))

@@ -34,18 +34,19 @@ from personas.playbook import recommend
 from personas.segment import NOT_PROFILED
 
 SCHEMA_VERSION = 1
+# The metrics compared with the average, in the order the report and cards show them.
 KEY_METRICS = (
-    "frequency",
     "monetary",
+    "clv_12m",
+    "frequency",
     "avg_order_value",
     "recency_days",
     "tenure_days",
+    "churn_risk",
+    "p_alive",
+    "expected_purchases_365d",
     "return_rate",
     "discount_share",
-    "clv_12m",
-    "p_alive",
-    "churn_risk",
-    "expected_purchases_365d",
     "nps_latest",
     "csat_mean",
     "review_mean",

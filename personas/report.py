@@ -42,31 +42,6 @@ from personas.features.catalog import lookup
 from personas.features.value import VALUE_DIMENSIONS
 
 REPORT_TEMPLATE = "report.html.j2"
-# Order of the key metrics in a persona's "against the average" table.
-METRIC_ORDER = (
-    "monetary",
-    "clv_12m",
-    "frequency",
-    "avg_order_value",
-    "recency_days",
-    "tenure_days",
-    "churn_risk",
-    "p_alive",
-    "expected_purchases_365d",
-    "return_rate",
-    "discount_share",
-    "nps_latest",
-    "csat_mean",
-    "review_mean",
-    "email_open_rate",
-    "email_click_rate",
-    "sessions_90d",
-    "cart_abandonment_rate",
-    "support_contacts_365d",
-    "loyalty_member",
-    "coupon_redemptions",
-    "campaign_response_rate",
-)
 KPI_METRICS = {
     "clv_12m": "Average 12-month CLV",
     "churn_risk": "Average churn risk",
@@ -323,14 +298,7 @@ def persona_view(
     p: Mapping[str, Any], q: Mapping[str, Any], metric_keys: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Display-ready view of one persona (formatted strings, no HTML); shared with the cards."""
-    keys = (
-        metric_keys
-        if metric_keys is not None
-        else (
-            [m for m in METRIC_ORDER if m in q["metrics"]]
-            + [m for m in q["metrics"] if m not in METRIC_ORDER]
-        )
-    )
+    keys = metric_keys if metric_keys is not None else list(q["metrics"])  # KEY_METRICS order
     metrics = [metric_row(m, q["metrics"][m]) for m in keys if m in q["metrics"]]
     value = []
     for d, v in q.get("value_profile", {}).items():

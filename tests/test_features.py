@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from personas.features import build_features, compute, load_features
-from personas.features.catalog import CATALOG, lookup
+from personas.features.catalog import CATALOG, GROUPS, lookup
 from personas.ingest import ingest
 from personas.lake import Lake
 
@@ -169,19 +169,7 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
     fs = build_features(demo_lake, None, tmp_path / "f")
     X = load_features(fs.path)
     groups = {lookup(c).group for c in X.columns if c != "lifecycle"}
-    assert {
-        "rfm",
-        "order",
-        "returns",
-        "category",
-        "channel",
-        "engagement",
-        "satisfaction",
-        "loyalty",
-        "clv",
-        "value",
-        "profile",
-    } <= groups
+    assert set(GROUPS) <= groups
     assert X.index.is_unique and len(X) == fs.customers
     assert "as_of" not in X.columns  # the folder name must not leak in as a column
     for c in ("email_open_rate", "email_click_rate", "return_rate", "p_alive", "churn_risk"):
