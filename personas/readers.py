@@ -48,6 +48,7 @@ _BROKEN = (EOFError, zlib.error, _isal_error, gzip.BadGzipFile, OSError)
 # Delimited files at least this large (on disk) are split into chunks parsed in parallel.
 SPLIT_BYTES = 32 << 20
 CHUNK_BYTES = 64 << 20
+READ_BYTES = 4 << 20
 # Delimited files smaller than this are read together with others of the same layout.
 GROUP_BYTES = 16 << 20
 _TEXT_FORMATS = ("csv", "tsv", "text")
@@ -379,44 +380,63 @@ def split_file(
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     enc = _codec(source.encoding)
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    carry = b""  # the unfinished last line of the previous block
-    index = 0
+    index, size = 0, 0
+    out: Any = None
     try:
         with _open_binary(path) as raw_fh:
             fh: Any = raw_fh
             if enc not in ("utf-8", "ascii"):
                 fh = _Utf8Reader(codecs.getreader(enc)(raw_fh, errors="strict"))
-            while True:
-                block = fh.read(chunk_bytes)
-                if index == 0 and not carry and block.startswith(b"\xef\xbb\xbf"):
+            # small reads, streamed into the chunk file: a fresh 64 MB block at a time cost
+            # as much in page faults as the inflating itself
+            while block := fh.read(min(READ_BYTES, chunk_bytes)):
+                if index == 0 and out is None and block.startswith(b"\xef\xbb\xbf"):
                     block = block[3:]
-                if not block:
-                    if carry.strip():
-                        yield _write_chunk(path, tmp_dir, index, carry, b"", 0, source)
-                    return
-                cut = block.rfind(b"\n") + 1
-                if cut <= 0:  # no line end in this block: keep reading
-                    carry += block
-                    if len(carry) > source.max_line_bytes + chunk_bytes:
+                if out is None:
+                    out = open(_chunk_path(path, tmp_dir, index), "wb")  # noqa: SIM115
+                cut = block.rfind(b"\n") + 1 if size + len(block) >= chunk_bytes else 0
+                if cut <= 0:  # not full yet, or no line end in this block: keep appending
+                    out.write(block)
+                    size += len(block)
+                    if size > source.max_line_bytes + chunk_bytes:
                         raise diagnose_text(path, source)
                     continue
-                chunk = _write_chunk(path, tmp_dir, index, carry, block, cut, source)
-                carry = block[cut:]
-                yield chunk
+                out.write(memoryview(block)[:cut])
+                out.close()
+                yield Chunk(_chunk_path(path, tmp_dir, index), index, index == 0 and source.header)
                 index += 1
+                rest = memoryview(block)[cut:]
+                out = open(_chunk_path(path, tmp_dir, index), "wb")  # noqa: SIM115
+                out.write(rest)
+                size = len(rest)
+            if out is not None:
+                out.close()
+                last = _chunk_path(path, tmp_dir, index)
+                if size and not _blank_tail(last, size):
+                    yield Chunk(last, index, index == 0 and source.header)
+                else:
+                    last.unlink(missing_ok=True)
     except (UnicodeDecodeError, *_BROKEN):
         raise diagnose_text(path, source) from None
+    finally:
+        if out is not None:
+            out.close()
 
 
-def _write_chunk(
-    path: Path, tmp_dir: Path, index: int, carry: bytes, block: bytes, cut: int, source: Source
-) -> Chunk:
-    """Write ``carry + block[:cut]`` (without joining them in memory) as chunk ``index``."""
-    out = tmp_dir / f"{path.name}.{index:05d}.chunk"
-    with open(out, "wb") as fh:
-        fh.write(carry)
-        fh.write(memoryview(block)[:cut])
-    return Chunk(out, index, index == 0 and source.header)
+def _chunk_path(path: Path, tmp_dir: Path, index: int) -> Path:
+    return tmp_dir / f"{path.name}.{index:05d}.chunk"
+
+
+def _blank_tail(chunk: Path, size: int) -> bool:
+    """Drop a blank unfinished last line from ``chunk``; whether nothing else is left in it."""
+    with open(chunk, "r+b") as fh:
+        fh.seek(max(0, size - READ_BYTES))
+        end = fh.read()
+        tail = end[end.rfind(b"\n") + 1 :]
+        if tail and not tail.strip():
+            size -= len(tail)
+            fh.truncate(size)
+    return size == 0
 
 
 class _Utf8Reader:
