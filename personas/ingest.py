@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -455,6 +456,8 @@ def _stage_split(con: duckdb.DuckDBPyConnection, inp: _Input, ctx: _Ctx, ui: int
                         rows = n if oi == 0 else rows
                 except (duckdb.Error, EOFError) as e:
                     refused.append(e)
+                finally:
+                    chunk.path.unlink(missing_ok=True)  # here, not at the end: spreads the cost
                 staged[chunk.index] = (rows, pieces)
         except BaseException as e:  # reported on the main thread
             errors.append(e)
@@ -785,16 +788,14 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
         files = _lake_files_for(con, lake, table)
         lst = ", ".join(f"'{_q(p)}'" for p in files)
         lake_rows = f"read_parquet([{lst}], union_by_name = true)"
-        in_lake = (
-            f"""UNION SELECT _hash FROM (SELECT DISTINCT _hash FROM st_{table}_pieces
-                                        WHERE _q IS NULL)
-                SEMI JOIN (SELECT hash({hashed}) AS _hash FROM {lake_rows}) USING (_hash)"""
-            if files
-            else ""
-        )
+        in_lake = f"""
+            SELECT _hash FROM (SELECT DISTINCT _hash FROM st_{table}_pieces WHERE _q IS NULL)
+            SEMI JOIN (SELECT hash({hashed}) AS _hash FROM {lake_rows}) USING (_hash)"""
         hashes = con.sql(f"""
             SELECT _hash FROM st_{table}_pieces WHERE _q IS NULL
-            GROUP BY _hash HAVING count(*) > 1 {in_lake}""").to_arrow_table()["_hash"]
+            GROUP BY _hash HAVING count(*) > 1""").fetchnumpy()["_hash"]
+        if files:
+            hashes = np.union1d(hashes, con.sql(in_lake).fetchnumpy()["_hash"])
         _stage_candidates(con, ctx, table, hashes)
         con.execute(f"""
             CREATE TABLE dup_{table} AS
@@ -826,28 +827,33 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
 
 
 def _stage_candidates(
-    con: duckdb.DuckDBPyConnection, ctx: _Ctx, table: str, hashes: pa.ChunkedArray
+    con: duckdb.DuckDBPyConnection, ctx: _Ctx, table: str, hashes: np.ndarray
 ) -> None:
     """``cand_<table>``: the accepted staged rows whose hash is in ``hashes``.
 
     Picked piece by piece with pyarrow from the memory-mapped stage and written to one more
     Arrow file, so even a batch of nothing but duplicates never has to fit in memory.
     """
-    value_set = hashes.combine_chunks() if hashes.num_chunks else pa.array([], pa.uint64())
+    value_set = pa.array(hashes, pa.uint64())
     path = ctx.stage / "pieces" / f"candidates-{table}.arrow"
+
+    def pick(pid: int) -> pa.Table:
+        with pa.memory_map(str(_piece_path(ctx, pid))) as f:
+            piece = pa.ipc.open_file(f).read_all()
+            if not len(value_set):
+                return piece.schema.empty_table()
+            keep = pc.and_(pc.is_null(piece["_q"]), pc.is_in(piece["_hash"], value_set))
+            return piece.filter(keep)
+
+    pids, k = ctx.parts[table], max(1, ctx.threads)
     writer = None
-    try:
-        for pid in ctx.parts[table]:
-            with pa.memory_map(str(_piece_path(ctx, pid))) as f:
-                piece = pa.ipc.open_file(f).read_all()
-                if writer is None:
-                    writer = pa.ipc.new_file(str(path), piece.schema)
-                if len(value_set):
-                    keep = pc.and_(pc.is_null(piece["_q"]), pc.is_in(piece["_hash"], value_set))
-                    writer.write_table(piece.filter(keep))
-    finally:
-        if writer is not None:
-            writer.close()
+    with ThreadPoolExecutor(k) as pool:  # is_in and filter release the GIL
+        for i in range(0, len(pids), k):  # k pieces at a time: memory stays bounded
+            for t in pool.map(pick, pids[i : i + k]):
+                writer = writer or pa.ipc.new_file(str(path), t.schema)
+                writer.write_table(t)
+    if writer is not None:
+        writer.close()
     _register_pieces(con, ctx, f"cand_{table}", [path])
 
 
@@ -884,6 +890,8 @@ def _write(
     encodes Parquet in about half the CPU of DuckDB's partitioned COPY, and its files are
     smaller.)
     """
+    written: dict[str, list[tuple[Path, str]]] = {}
+    _write_quarantine(con, ctx, written)  # first: the lake writers delete the stage as they go
     names = dict(con.execute("SELECT _fi, name FROM _files").fetchall())
     file_names = pa.array([names[i] for i in range(len(names))], pa.string())
     dups: dict[tuple[str, int], np.ndarray] = {}
@@ -921,14 +929,12 @@ def _write(
         t.join()
     if errors:
         raise errors[0]
-    written: dict[str, list[tuple[Path, str]]] = {}
     for w in workers:
         for table, path in w.files:
             rel = path.relative_to(ctx.stage / "out")
             written.setdefault(table, []).append((path, str(rel)))
     for table in written:
         written[table].sort(key=lambda x: x[1])
-    _write_quarantine(con, ctx, written)
     return written
 
 
@@ -958,20 +964,29 @@ class _LakeWriter:
                 if rows >= WRITE_BATCH_ROWS or i == reader.num_record_batches - 1:
                     self._write_batch(table, pa.Table.from_batches(group), offset)
                     group, rows = [], 0
+        _piece_path(self.ctx, pid).unlink()  # written: free its disk while the others work
 
     def _write_batch(self, table: str, batch: pa.Table, offset: int) -> None:
         if batch.num_rows == 0:
             return
-        keep = pc.is_null(batch["_q"])
+        keep = batch["_q"].is_null().to_numpy()
         dup = self.dups.get((table, batch["_oi"][0].as_py()))
         if dup is not None and len(dup):
             key = (batch["_fi"].to_numpy().astype(np.int64) << 40) + batch["_row"].to_numpy()
-            keep = pc.and_(keep, pa.array(_not_in(key + offset, dup)))
-        sub = batch if pc.all(keep).as_py() else batch.filter(keep)
-        if sub.num_rows == 0:
+            keep &= _not_in(key + offset, dup)
+        if not keep.any():
             return
-        if table in schema.PARTITIONED and not _ascending(sub["_part"]):
-            sub = sub.take(pc.sort_indices(sub["_part"]))  # files in time order need no sort
+        if table in schema.PARTITIONED:
+            kept = np.flatnonzero(keep)
+            part = pc.fill_null(batch["_part"], -1).to_numpy()[kept]
+            if (part < 0).any():  # pragma: no cover - the rules reject rows without a time
+                raise RuntimeError(f"accepted {table} rows without a time in the stage")
+            if len(part) > 1 and (part[1:] < part[:-1]).any():  # not in time order: one take
+                sub = batch.take(pa.array(kept[np.argsort(part, kind="stable")]))
+            else:
+                sub = batch if keep.all() else batch.filter(pa.array(keep))
+        else:
+            sub = batch if keep.all() else batch.filter(pa.array(keep))
         out = self._canonical(table, sub, offset)
         if table not in schema.PARTITIONED:
             self._append(table, None, out)
@@ -1053,13 +1068,6 @@ def _repeat(value: str, n: int) -> pa.Array:
         return pa.repeat(pa.scalar(value, pa.string()), n)
     offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(b))
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b * n))
-
-
-def _ascending(values: pa.ChunkedArray) -> bool:
-    n = len(values)
-    if values.null_count:
-        return False
-    return n < 2 or pc.all(pc.less_equal(values.slice(0, n - 1), values.slice(1))).as_py()
 
 
 # Columns whose values are mostly distinct: a dictionary would only be tried and abandoned.
