@@ -68,7 +68,14 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     out["return_rate"] = (g["returned"].sum() / gross).where(gross > 0)
     out["discount_share"] = pg["discount"].sum() / (pg["gross"].sum() + pg["discount"].sum())
     out["discounted_order_share"] = (purch["discount"] > 0).groupby(purch["customer_id"]).mean()
-    days = purch[["customer_id", "date"]].drop_duplicates().sort_values(["customer_id", "date"])
+    pos_lines = tx[tx["amount"] > 0]  # purchase days: days with a positive-value line
+    days = pd.DataFrame(
+        {
+            "customer_id": pos_lines["customer_id"],
+            "date": pos_lines["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
+        }
+    )
+    days = days.drop_duplicates().sort_values(["customer_id", "date"])
     days["gap"] = days.groupby("customer_id")["date"].diff().dt.days
     gaps = days.dropna(subset=["gap"]).groupby("customer_id")["gap"]
     out["mean_days_between"] = gaps.mean()
@@ -90,12 +97,12 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     ncat = cs.shape[1]
     ent = -(p * np.log(p.where(p > 0))).sum(axis=1)
     out["category_diversity"] = ent / np.log(ncat) if ncat > 1 else 0.0
-    ch = purch[purch["channel"].notna()]
-    chans = (
-        ch.groupby("channel")["order_id"]
-        .nunique()
+    chans = (  # the top channels by spend, like the categories
+        tx[(tx["amount"] > 0) & tx["channel"].notna()]
+        .groupby("channel")["amount"]
+        .sum()
         .reset_index()
-        .sort_values(["order_id", "channel"], ascending=[False, True])["channel"]
+        .sort_values(["amount", "channel"], ascending=[False, True])["channel"]
         .head(TOP_CHANNELS)
     )
     if len(chans) > 1:

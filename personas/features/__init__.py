@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
-from personas.features.sql import Context, feature_query, probe
+from personas.features.clv import score_from_lake
+from personas.features.sql import DAYS, Context, feature_plan, probe
 from personas.lake import Lake
 
 __all__ = [
@@ -35,6 +39,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+CLV = "_personas_clv"  # the CLV scores, joined into the features by name
 
 
 @dataclass
@@ -62,13 +68,43 @@ def compute(
     """
     as_of = _as_date(as_of)
     ctx = probe(con, as_of, tables if tables is not None else _present(con))
-    sql, _ = feature_query(ctx)
-    df = con.execute(sql).fetch_df()
-    if clv and "transactions" in ctx.tables:
-        scores = clv_scores(con, as_of)
-        if scores is not None:
-            df = df.merge(scores, on="customer_id", how="left")
+    with _staged(con, ctx, clv) as (sql, _):
+        df = con.execute(sql).fetch_df()
     return df.set_index("customer_id")
+
+
+@contextmanager
+def _staged(
+    con: duckdb.DuckDBPyConnection, ctx: Context, clv: bool
+) -> Iterator[tuple[str, list[str]]]:
+    """Run the steps of the feature plan (and the CLV fit); yield the final query, columns.
+
+    The purchase days are dropped once timing, campaign response and the BG/NBD inputs are
+    taken from them, before the final query's large aggregations start; the other steps are
+    dropped on exit. CLV scores reach the query as an Arrow table, joined in SQL.
+    """
+    steps, _, _ = feature_plan(ctx)
+    names = [name for name, _ in steps]
+    registered = False
+    try:
+        for name, sql in steps:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        extra: list[tuple[str, list[str]]] = []
+        if clv and DAYS in names:
+            scores = score_from_lake(con, ctx.as_of, days=DAYS)
+            if scores is not None:
+                con.register(CLV, pa.Table.from_pandas(scores, preserve_index=False))
+                registered = True
+                extra.append((CLV, [c for c in scores.columns if c != "customer_id"]))
+        if DAYS in names:
+            con.execute(f"DROP TABLE {DAYS}")
+        _, sql, columns = feature_plan(ctx, extra)
+        yield sql, columns
+    finally:
+        for name in names:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        if registered:
+            con.unregister(CLV)
 
 
 def build_features(
@@ -93,27 +129,12 @@ def build_features(
         )
     as_of = _as_date(as_of) if as_of else default_as_of(con)
     ctx = probe(con, as_of, tables)
-    sql, columns = feature_query(ctx)
     out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".features.tmp.parquet"
     final = out_dir / "features.parquet"
-    con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-    if clv:
-        scores = clv_scores(con, as_of)
-        if scores is not None:
-            con.register("clv_scores", scores)
-            keep = [c for c in scores.columns if c != "customer_id"]
-            tmp2 = out_dir / ".features.clv.tmp.parquet"
-            con.execute(
-                f"COPY (SELECT f.*, {', '.join('c.' + k for k in keep)} FROM "
-                f"read_parquet('{_q(tmp)}', hive_partitioning = false) f "
-                f"LEFT JOIN clv_scores c USING (customer_id) ORDER BY f.customer_id) "
-                f"TO '{_q(tmp2)}' (FORMAT parquet, COMPRESSION zstd)"
-            )
-            tmp.unlink()
-            tmp2.rename(tmp)
-            columns += keep
+    with _staged(con, ctx, clv) as (sql, columns):
+        con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
     n = con.execute(
         f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
     ).fetchone()[0]
@@ -148,8 +169,6 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
 
 def clv_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame | None:
     """P(alive), expected purchases and 12-month CLV from BG/NBD + Gamma-Gamma."""
-    from personas.features.clv import score_from_lake
-
     return score_from_lake(con, as_of)
 
 

@@ -126,7 +126,8 @@ CATALOG: tuple[Feature, ...] = (
         "mean_days_between",
         "order",
         "Days between purchases",
-        "mean gap in days between consecutive purchase days (needs two purchase days)",
+        "mean gap in days between consecutive purchase days (days with a positive-value line, "
+        "as BG/NBD counts them; needs two purchase days)",
         "days",
         (T,),
         fmt="{:,.0f}",
@@ -307,7 +308,7 @@ CATALOG: tuple[Feature, ...] = (
         "campaign_response_rate",
         "loyalty",
         "Campaign response",
-        "share of campaign contacts followed by a purchase within 14 days",
+        "share of campaign contacts followed by a purchase (a positive-value line) within 14 days",
         "share",
         (E, T),
         higher_is="better",

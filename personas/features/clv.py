@@ -24,33 +24,39 @@ MIN_REPEATERS = 20
 WEEK = 7.0
 
 
-def rfm_sql(as_of: date) -> str:
+def rfm_sql(as_of: date, days: str | None = None) -> str:
     """Per-customer BTYD summary (weeks) of positive-value purchase days before ``as_of``.
 
     T runs to the last day before ``as_of`` (the last day of the calibration period), as in
-    Fader, Hardie & Lee's CDNOW analysis and :func:`personas.btyd.rfm_summary`.
+    Fader, Hardie & Lee's CDNOW analysis and :func:`personas.btyd.rfm_summary`. ``days`` names
+    a relation of purchase days already computed (:data:`personas.features.sql.DAYS`); without
+    it they are computed here.
     """
+    from personas.features.sql import Context, _days_sql
+
     d = f"DATE '{as_of.isoformat()}'"
-    t = f"TIMESTAMPTZ '{as_of.isoformat()} 00:00:00+00'"
+    source = days or f"({_days_sql(Context(as_of=as_of, tables={'transactions'}))}) days"
     return f"""
-    WITH days AS (
-        SELECT customer_id, CAST(ts AS DATE) AS d, sum(amount) AS v
-        FROM transactions WHERE ts < {t} AND amount > 0
-        GROUP BY customer_id, CAST(ts AS DATE))
     SELECT customer_id,
            count(*) - 1 AS frequency,
            date_diff('day', min(d), max(d)) / {WEEK} AS recency,
            date_diff('day', min(d), {d} - INTERVAL 1 DAY) / {WEEK} AS T,
            CASE WHEN count(*) > 1 THEN (sum(v) - arg_min(v, d)) / (count(*) - 1) ELSE 0 END
                AS monetary_value
-    FROM days GROUP BY customer_id ORDER BY customer_id"""
+    FROM {source} GROUP BY customer_id ORDER BY customer_id"""
 
 
 def score_from_lake(
-    con: duckdb.DuckDBPyConnection, as_of: date, annual_discount_rate: float = 0.10
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    annual_discount_rate: float = 0.10,
+    days: str | None = None,
 ) -> pd.DataFrame | None:
-    """Scores per customer, or None when there are too few repeat buyers to fit the models."""
-    rfm = con.execute(rfm_sql(as_of)).fetch_df()
+    """Scores per customer, or None when there are too few repeat buyers to fit the models.
+
+    ``days``: the purchase days when already computed (see :func:`rfm_sql`).
+    """
+    rfm = con.execute(rfm_sql(as_of, days)).fetch_df()
     repeaters = int((rfm["frequency"] > 0).sum())
     if len(rfm) == 0 or repeaters < MIN_REPEATERS:
         log.warning(

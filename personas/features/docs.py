@@ -31,7 +31,7 @@ def render_markdown() -> str:
         if group == "channel":
             lines.append(
                 f"`{CHANNEL_PREFIX}<channel>`: share of purchase orders placed through "
-                "each of the top 6 channels (only when the data has two or more).\n"
+                "each of the top 6 channels by spend (only when the data has two or more).\n"
             )
         if group == "value":
             lines.append(_VALUE_INTRO)
