@@ -68,16 +68,20 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     out["return_rate"] = (g["returned"].sum() / gross).where(gross > 0)
     out["discount_share"] = pg["discount"].sum() / (pg["gross"].sum() + pg["discount"].sum())
     out["discounted_order_share"] = (purch["discount"] > 0).groupby(purch["customer_id"]).mean()
-    pos_lines = tx[tx["amount"] > 0]  # purchase days: days with a positive-value line
+    # purchase days: days with a positive-value line (two columns only: a masked copy of the
+    # whole frame would not fit next to it)
+    pos_lines = tx.loc[tx["amount"] > 0, ["customer_id", "ts"]]
     days = pd.DataFrame(
         {
             "customer_id": pos_lines["customer_id"],
             "date": pos_lines["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize(),
         }
     )
+    del pos_lines
     days = days.drop_duplicates().sort_values(["customer_id", "date"])
     days["gap"] = days.groupby("customer_id")["date"].diff().dt.days
     gaps = days.dropna(subset=["gap"]).groupby("customer_id")["gap"]
+    del days
     out["mean_days_between"] = gaps.mean()
     mean, sd, n = gaps.mean(), gaps.std(ddof=1), gaps.count()
     out["purchase_regularity"] = (1.0 / (1.0 + sd / mean)).where((n >= 2) & (mean > 0))
@@ -98,7 +102,7 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     ent = -(p * np.log(p.where(p > 0))).sum(axis=1)
     out["category_diversity"] = ent / np.log(ncat) if ncat > 1 else 0.0
     chans = (  # the top channels by spend, like the categories
-        tx[(tx["amount"] > 0) & tx["channel"].notna()]
+        tx.loc[(tx["amount"] > 0) & tx["channel"].notna(), ["channel", "amount"]]
         .groupby("channel")["amount"]
         .sum()
         .reset_index()

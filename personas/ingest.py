@@ -5,18 +5,19 @@ that rejected it (quarantined), or ``quarantine/`` as an exact duplicate of a ro
 (duplicates). ``rows_in = accepted + quarantined + duplicates`` is checked for every source before
 the batch commits; a batch that does not balance is not committed.
 
-The work runs as SQL in DuckDB in three passes, with memory bounded by ``memory_limit`` (the
-stage spills to the batch's staging folder):
+The work runs in DuckDB and pyarrow in three passes, with memory bounded by ``memory_limit``
+(DuckDB spills to the batch's staging folder):
 
-1. per group of files read together, and per output table: parse, treat personal data, apply
-   the named rules, and append the verdicts to a stage table (one per canonical table);
+1. per group of files read together (a large file: per chunk, several at once), and per output
+   table: parse, treat personal data, apply the named rules, and stage the canonical values
+   with the verdicts as Arrow IPC pieces on disk;
 2. find exact duplicates, within the batch and against rows already in the lake (only the
    partitions the batch touches are read: equal rows have equal timestamps);
-3. write accepted rows into Hive partitions and rejected rows into quarantine, then commit
-   through the manifest (:meth:`personas.lake.Lake.commit`).
+3. write rejected rows into quarantine, then accepted rows into Hive partitions (pyarrow, a
+   few writer threads, each deleting a stage piece once written), then commit through the
+   manifest (:meth:`personas.lake.Lake.commit`).
 
-Why a stage table and not staged Parquet: encoding Parquet costs about three times as much CPU
-as appending to a DuckDB table, and the data is written as Parquet once, at the end.
+Where the time goes, and the choices it led to, is in ``docs/ingestion.md`` (Speed).
 """
 
 from __future__ import annotations

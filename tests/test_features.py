@@ -226,3 +226,61 @@ def test_feature_docs_are_rendered_from_the_catalogue() -> None:
     )
     for f in CATALOG:
         assert f"`{f.name}`" in doc.read_text(encoding="utf-8")
+
+
+EVENTS_MAPPING = MAPPING.replace(
+    "  - name: fb",
+    """  - name: ev
+    files: "ev*.csv"
+    table: events
+    columns: {customer_id: customer_id, ts: {column: ts, format: "%Y-%m-%d %H:%M:%S"},
+              event_type: event_type, session_id: session_id}
+  - name: fb""",
+)
+
+
+def test_sessions_and_campaign_response_from_events(tmp_path: Path) -> None:
+    """No session is 0 sessions (not unknown); a response is a purchase in (contact, +14 d]."""
+    m = tmp_path / "ev.yaml"
+    m.write_text(EVENTS_MAPPING)
+    src = tmp_path / "src"
+    src.mkdir()
+    tx = [
+        _line("a", "o1", "2024-05-01 12:00:00"),  # same day, after the 09:00 contact: response
+        _line("a", "o2", "2024-06-01 08:00:00"),  # same day, before the 10:00 contact: no
+        _line("a", "o3", "2024-06-15 10:00:00"),  # exactly 14 days after that contact: response
+        _line("b", "o4", "2024-05-20 10:00:00"),
+        _line("b", "o5", "2024-06-05 10:00:01"),  # 14 days and 1 s after b's contact: no
+    ]
+    ev = [
+        {"customer_id": "a", "ts": "2024-05-01 09:00:00", "event_type": "campaign_contact"},
+        {"customer_id": "a", "ts": "2024-06-01 10:00:00", "event_type": "campaign_contact"},
+        {
+            "customer_id": "a",
+            "ts": "2024-06-20 10:00:00",
+            "event_type": "page_view",
+            "session_id": "s1",
+        },
+        {
+            "customer_id": "a",
+            "ts": "2024-06-20 10:05:00",
+            "event_type": "app_session",
+            "session_id": "s1",
+        },
+        {
+            "customer_id": "a",
+            "ts": "2024-01-20 10:00:00",
+            "event_type": "page_view",
+            "session_id": "s0",
+        },
+        {"customer_id": "b", "ts": "2024-05-22 10:00:00", "event_type": "campaign_contact"},
+    ]
+    lake = tmp_path / "lake"
+    ingest([_write(src / "tx1.csv", tx), _write(src / "ev1.csv", ev)], m, lake)
+    X = compute(Lake(lake).connect(), AS_OF, clv=False)
+    assert X.loc["a", "campaign_response_rate"] == pytest.approx(1.0)
+    assert X.loc["b", "campaign_response_rate"] == pytest.approx(0.0)
+    assert X.loc["a", "sessions_90d"] == 1 and X.loc["a", "app_session_share"] == 0.5
+    assert X.loc["b", "sessions_90d"] == 0  # events, but no session: none, not unknown
+    assert np.isnan(X.loc["b", "app_session_share"])
+    assert X.loc["a", "mean_days_between"] == pytest.approx((31 + 14) / 2)

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import score_from_lake
-from personas.features.sql import DAYS, Context, feature_plan, probe
+from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
 
 __all__ = [
@@ -80,24 +80,33 @@ def _staged(
     """Run the steps of the feature plan (and the CLV fit); yield the final query, columns.
 
     The purchase days are dropped once timing, campaign response and the BG/NBD inputs are
-    taken from them, before the final query's large aggregations start; the other steps are
-    dropped on exit. CLV scores reach the query as an Arrow table, joined in SQL.
+    taken from them, before the large aggregations start; the other steps are dropped on exit.
+    CLV scores reach the final query as an Arrow table, joined in SQL.
     """
     steps, _, _ = feature_plan(ctx)
     names = [name for name, _ in steps]
     registered = False
-    try:
-        for name, sql in steps:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        extra: list[tuple[str, list[str]]] = []
-        if clv and DAYS in names:
+    extra: list[tuple[str, list[str]]] = []
+    days = DAYS in names
+
+    def done_with_days() -> None:
+        nonlocal days, registered
+        if clv:
             scores = score_from_lake(con, ctx.as_of, days=DAYS)
             if scores is not None:
                 con.register(CLV, pa.Table.from_pandas(scores, preserve_index=False))
                 registered = True
                 extra.append((CLV, [c for c in scores.columns if c != "customer_id"]))
-        if DAYS in names:
-            con.execute(f"DROP TABLE {DAYS}")
+        con.execute(f"DROP TABLE {DAYS}")
+        days = False
+
+    try:
+        for name, sql in steps:
+            if days and name not in DAY_STEPS:
+                done_with_days()
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        if days:
+            done_with_days()
         _, sql, columns = feature_plan(ctx, extra)
         yield sql, columns
     finally:

@@ -110,6 +110,9 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
 #: Names of the intermediate results computed before the main query (temporary tables when
 #: run as a plan, CTEs in the single-query form).
 DAYS, TIMING, CAMPAIGN = "_personas_days", "_personas_timing", "_personas_campaign"
+RFM, CATEGORY, ENGAGEMENT = "_personas_rfm", "_personas_category", "_personas_engagement"
+#: The steps that read the purchase days: the days can be dropped once they have run.
+DAY_STEPS = (DAYS, TIMING, CAMPAIGN)
 
 
 def feature_plan(
@@ -118,43 +121,46 @@ def feature_plan(
     """The feature computation as steps: ``[(name, sql), ...]``, then the final query.
 
     Each step is materialised (as a temporary table) before the final query, which reads it by
-    name. Purchase days, the gaps between them and campaign responses are worked out first and
-    the days dropped before the large aggregations run: a lower peak than one big query, in
-    which DuckDB would also materialise every CTE used twice. ``extra`` adds relations with
-    more per-customer columns (e.g. CLV scores) to the output. :func:`feature_query` is the
-    same computation as one query.
+    name: purchase days, the gaps between them and campaign responses first (the days can then
+    be dropped, :data:`DAY_STEPS`), then each large per-customer aggregation on its own, so
+    only one of their hash tables is alive at a time; the final query joins one-row-per-
+    customer tables. As one query DuckDB ran them side by side and peaked at 2.8-4.5 GB
+    from run to run, and materialised every CTE used twice. ``extra`` adds relations with more
+    per-customer columns (e.g. CLV scores) to the output. :func:`feature_query` is the same
+    computation as one query.
     """
     steps: list[tuple[str, str]] = []
     ctes: list[str] = []
     joins: list[tuple[str, list[str]]] = []
     if "transactions" in ctx.tables:
         steps += [(DAYS, _days_sql(ctx)), (TIMING, _timing_sql())]
-        ctes += _transactions_ctes(ctx)
+        if "events" in ctx.tables and "campaign_contact" in ctx.event_types:
+            steps.append((CAMPAIGN, _campaign_sql(ctx)))
+        steps.append((RFM, _rfm_sql(ctx)))
         joins.append(
             (
-                "rfm",
+                RFM,
                 _RFM_COLS
                 + (["discount_share", "discounted_order_share"] if ctx.has_discount else []),
             )
         )
         joins.append((TIMING, ["mean_days_between", "purchase_regularity"]))
         if ctx.categories:
-            ctes += _category_ctes(ctx)
+            steps.append((CATEGORY, _category_sql(ctx)))
             joins.append(
                 (
-                    "cat",
+                    CATEGORY,
                     [CATEGORY_PREFIX + _slug(c) for c in ctx.categories] + ["category_diversity"],
                 )
             )
         if ctx.channels:
-            joins.append(("rfm", [CHANNEL_PREFIX + _slug(c) for c in ctx.channels]))
+            joins.append((RFM, [CHANNEL_PREFIX + _slug(c) for c in ctx.channels]))
     if "events" in ctx.tables and ctx.event_types:
-        cte, cols = _events_cte(ctx)
+        body, cols = _events_sql(ctx)
         if cols:
-            ctes.append(cte)
-            joins.append(("eng", cols))
+            steps.append((ENGAGEMENT, body))
+            joins.append((ENGAGEMENT, cols))
         if "campaign_contact" in ctx.event_types and "transactions" in ctx.tables:
-            steps.append((CAMPAIGN, _campaign_sql(ctx)))
             joins.append((CAMPAIGN, ["campaign_response_rate"]))
     if "feedback" in ctx.tables and ctx.feedback_kinds:
         cte, cols = _feedback_cte(ctx)
@@ -167,7 +173,7 @@ def feature_plan(
     joins += extra or []
     base_parts = []
     if "transactions" in ctx.tables:
-        base_parts.append("SELECT customer_id FROM rfm")
+        base_parts.append(f"SELECT customer_id FROM {RFM}")
     if "customers" in ctx.tables:
         base_parts.append("SELECT customer_id FROM cust")
     ctes.append(f"base AS ({' UNION '.join(base_parts)})")
@@ -233,10 +239,10 @@ def _timing_sql() -> str:
         WHERE gap IS NOT NULL GROUP BY customer_id"""
 
 
-def _transactions_ctes(ctx: Context) -> list[str]:
+def _rfm_sql(ctx: Context) -> str:
     """Orders, then everything per customer that is per order (RFM, discounts, channel mix).
 
-    Order lines are read straight from the lake in each CTE that needs them: a shared CTE of
+    Order lines are read straight from the lake by each step that needs them: a shared CTE of
     them would be materialised (20M lines cost 6.7 s and 1.4 GB more than reading twice).
     """
     t = ctx.ts
@@ -256,18 +262,17 @@ def _transactions_ctes(ctx: Context) -> list[str]:
              / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS {CHANNEL_PREFIX + _slug(c)}"""
         for c in ctx.channels
     )
-    return [
-        # one row per order; the order id itself is not kept (nothing after needs it, and at
-        # millions of orders it would be most of this intermediate's memory)
-        f"""orders AS (
+    # one row per order; the order id itself is not kept (nothing after needs it, and at
+    # millions of orders it would be most of this intermediate's memory)
+    orders = f"""
         SELECT customer_id, min(ts) AS ts, sum(amount) AS amount,
                sum(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS gross,
                sum(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS returned,
                sum(CASE WHEN quantity > 0 THEN quantity ELSE 0 END) AS units,
                sum(CASE WHEN amount > 0 THEN coalesce(discount, 0) ELSE 0 END) AS discount,
                min(channel) AS channel
-        FROM transactions WHERE ts < {t} GROUP BY customer_id, order_id)""",
-        f"""rfm AS (
+        FROM transactions WHERE ts < {t} GROUP BY customer_id, order_id"""
+    return f"""
         SELECT customer_id,
         date_diff('day', CAST(max(CASE WHEN gross > 0 THEN ts END) AS DATE), {d}) AS recency_days,
         sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) AS frequency,
@@ -280,11 +285,10 @@ def _transactions_ctes(ctx: Context) -> list[str]:
         CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
             sum(units) / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS items_per_order,
         CASE WHEN sum(gross) > 0 THEN sum(returned) / sum(gross) END AS return_rate{disc}{chan}
-        FROM orders GROUP BY customer_id)""",
-    ]
+        FROM ({orders}) orders GROUP BY customer_id"""
 
 
-def _category_ctes(ctx: Context) -> list[str]:
+def _category_sql(ctx: Context) -> str:
     """Shares of the top categories and the normalised entropy of the spend over all of them.
 
     The entropy is written as ln(total) - sum(s ln s) / total, which needs no per-customer
@@ -300,18 +304,16 @@ def _category_ctes(ctx: Context) -> list[str]:
         if ctx.n_categories > 1
         else "0.0"
     )
-    return [
-        f"""cat AS (
+    return f"""
         SELECT customer_id, {shares},
                {diversity} AS category_diversity
         FROM (SELECT customer_id, category, sum(amount) AS s FROM transactions
               WHERE ts < {ctx.ts} AND amount > 0 AND category IS NOT NULL
               GROUP BY customer_id, category) catspend
-        GROUP BY customer_id)""",
-    ]
+        GROUP BY customer_id"""
 
 
-def _events_cte(ctx: Context) -> tuple[str, list[str]]:
+def _events_sql(ctx: Context) -> tuple[str, list[str]]:
     """Engagement from events: one pass of plain counts, one over sessions (when there are any).
 
     Sessions are first reduced to one row each (latest event, whether it was in the app), so
@@ -363,25 +365,30 @@ def _events_cte(ctx: Context) -> tuple[str, list[str]]:
     if not parts and not sparts:
         return "", []
     counts = (
-        f"(SELECT customer_id, {', '.join(parts)} FROM events WHERE ts < {t} GROUP BY customer_id)"
+        f"(SELECT {', '.join(['customer_id', *parts])} FROM events WHERE ts < {t} "
+        "GROUP BY customer_id)"
     )
     if not sparts:
-        return f"eng AS {counts}", cols
+        return f"SELECT * FROM {counts} c", cols
     inlist = ", ".join(f"'{e}'" for e in sess)
     sessions = f"""(SELECT customer_id, {", ".join(sparts)} FROM (
             SELECT customer_id, session_id, max(ts) AS ts,
                    max(CASE WHEN event_type = 'app_session' THEN 1 ELSE 0 END) AS app
             FROM events WHERE ts < {t} AND session_id IS NOT NULL AND event_type IN ({inlist})
             GROUP BY customer_id, session_id) x GROUP BY customer_id)"""
-    if not parts:
-        return f"eng AS {sessions}", scols
+    # every customer with events (``counts``) gets a row; one without a session had none
     return (
-        f"""eng AS (
-        SELECT coalesce(c.customer_id, s.customer_id) AS customer_id,
-               {", ".join(["c." + x for x in cols] + ["s." + x for x in scols])}
-        FROM {counts} c FULL JOIN {sessions} s ON s.customer_id = c.customer_id)""",
+        f"""
+        SELECT c.customer_id,
+               {", ".join(["c." + x for x in cols] + [_no_session(x) for x in scols])}
+        FROM {counts} c LEFT JOIN {sessions} s ON s.customer_id = c.customer_id""",
         cols + scols,
     )
+
+
+def _no_session(col: str) -> str:
+    """A customer with events but no session had no sessions (0), not an unknown number."""
+    return f"coalesce(s.{col}, 0) AS {col}" if col == "sessions_90d" else f"s.{col}"
 
 
 def _campaign_sql(ctx: Context) -> str:
@@ -464,9 +471,9 @@ def _lifecycle(ctx: Context) -> str:
     if "transactions" not in ctx.tables:
         return "'prospect'"
     return (
-        "CASE WHEN rfm.customer_id IS NULL THEN 'prospect' "
-        "WHEN rfm.frequency = 0 THEN 'returns_only' "
-        "WHEN rfm.frequency = 1 THEN 'one_time' ELSE 'repeat' END"
+        f"CASE WHEN {RFM}.customer_id IS NULL THEN 'prospect' "
+        f"WHEN {RFM}.frequency = 0 THEN 'returns_only' "
+        f"WHEN {RFM}.frequency = 1 THEN 'one_time' ELSE 'repeat' END"
     )
 
 
