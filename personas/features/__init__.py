@@ -92,7 +92,9 @@ def _staged(
     def done_with_days() -> None:
         nonlocal days, registered
         if clv:
+            t = time.perf_counter()
             scores = score_from_lake(con, ctx.as_of, days=DAYS)
+            log.info("features: BG/NBD and Gamma-Gamma fitted and scored in %.1f s", _since(t))
             if scores is not None:
                 con.register(CLV, pa.Table.from_pandas(scores, preserve_index=False))
                 registered = True
@@ -104,7 +106,9 @@ def _staged(
         for name, sql in steps:
             if days and name not in DAY_STEPS:
                 done_with_days()
+            t = time.perf_counter()
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            log.info("features: step %s in %.1f s", name.removeprefix("_personas_"), _since(t))
         if days:
             done_with_days()
         _, sql, columns = feature_plan(ctx, extra)
@@ -137,13 +141,17 @@ def build_features(
             "(personas ingest <files> --mapping <yaml>)"
         )
     as_of = _as_date(as_of) if as_of else default_as_of(con)
+    t = time.perf_counter()
     ctx = probe(con, as_of, tables)
+    log.info("features: probed the lake in %.1f s", _since(t))
     out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".features.tmp.parquet"
     final = out_dir / "features.parquet"
     with _staged(con, ctx, clv) as (sql, columns):
+        t = time.perf_counter()
         con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        log.info("features: joined, value indices and written in %.1f s", _since(t))
     n = con.execute(
         f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
     ).fetchone()[0]
@@ -243,6 +251,10 @@ def _as_date(d: date | str | datetime) -> date:
     if isinstance(d, date):
         return d
     return date.fromisoformat(str(d))
+
+
+def _since(t: float) -> float:
+    return time.perf_counter() - t
 
 
 def _q(p: object) -> str:
