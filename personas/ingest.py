@@ -847,6 +847,8 @@ def _stage_candidates(
             return piece.filter(keep)
 
     pids, k = ctx.parts[table], max(1, ctx.threads)
+    if not len(value_set):
+        pids = pids[:1]  # no hash repeats: only the schema is needed, read no other piece
     writer = None
     with ThreadPoolExecutor(k) as pool:  # is_in and filter release the GIL
         for i in range(0, len(pids), k):  # k pieces at a time: memory stays bounded

@@ -184,11 +184,6 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
     return (pd.Timestamp(last).tz_convert("UTC").normalize() + pd.Timedelta(days=1)).date()
 
 
-def clv_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame | None:
-    """P(alive), expected purchases and 12-month CLV from BG/NBD + Gamma-Gamma."""
-    return score_from_lake(con, as_of)
-
-
 def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
     feats = []
     for c in columns:
