@@ -320,33 +320,73 @@ def _minimize(objective: Any, n_params: int, x0: np.ndarray | None = None) -> An
 # --------------------------------------------------------------------------- BG/NBD
 
 
+class _Levels:
+    """A column and its distinct values: a function of the column is evaluated per value.
+
+    In the likelihoods most terms depend on a customer only through one column with few
+    distinct values (frequency is a small integer, recency and T whole days), so special
+    functions (gammaln, digamma, betaln) run on a few hundred values and are gathered back,
+    instead of on every row at every optimizer step (1M customers: 0.12 s -> 0.01 s a step).
+    """
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=float)
+        self.uniq, self.index = np.unique(self.values, return_inverse=True)
+        self.index = self.index.reshape(-1)
+        self.log = self.map(np.log) if self.uniq.size and self.uniq[0] > 0 else None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def map(self, fn: Any) -> np.ndarray:
+        """``fn(values)``, computed on the distinct values only."""
+        return np.asarray(fn(self.uniq), dtype=float)[self.index]
+
+
+def _levels(a: Any) -> _Levels:
+    return a if isinstance(a, _Levels) else _Levels(a)
+
+
 def _bgnbd_loglik(
-    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, t_cal: np.ndarray, grad: bool = False
+    params: np.ndarray, x: Any, t_x: Any, t_cal: Any, grad: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-customer BG/NBD log-likelihood (FHL 2005, eq. 6) and its gradient in (r, α, a, b).
 
     Written as A1 + A2 + log(exp(A3) + δ(x>0) exp(A4)) and combined with logaddexp, which stays
-    finite for frequencies in the thousands where the products in eq. 6 under/overflow.
+    finite for frequencies in the thousands where the products in eq. 6 under/overflow. The
+    columns may be arrays or :class:`_Levels` (prepared once per fit).
     """
     r, alpha, a, b = params
-    repeat = x > 0
-    log_at, log_atx = np.log(alpha + t_cal), np.log(alpha + t_x)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = betaln(a, b + x) - betaln(a, b)
-    a3 = -(r + x) * log_at
-    bx1 = np.where(repeat, b + x - 1.0, 1.0)
-    a4 = np.where(repeat, np.log(a) - np.log(bx1) - (r + x) * log_atx, -np.inf)
+    x, t_x, t_cal = _levels(x), _levels(t_x), _levels(t_cal)
+    xv = x.values
+    repeat = xv > 0
+    log_at = t_cal.map(lambda u: np.log(alpha + u))
+    log_atx = t_x.map(lambda u: np.log(alpha + u))
+    a12 = x.map(
+        lambda u: gammaln(r + u) - gammaln(r) + r * np.log(alpha) + betaln(a, b + u) - betaln(a, b)
+    )
+    a3 = -(r + xv) * log_at
+    log_bx1 = x.map(lambda u: np.log(np.where(u > 0, b + u - 1.0, 1.0)))
+    a4 = np.where(repeat, np.log(a) - log_bx1 - (r + xv) * log_atx, -np.inf)
     mix = np.logaddexp(a3, a4)
-    ll = a1 + a2 + mix
+    ll = a12 + mix
     if not grad:
         return ll, None
     w4 = np.exp(a4 - mix)  # share of the "died after the last purchase" branch
     w3 = 1.0 - w4
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_at - w4 * log_atx
-    d_alpha = r / alpha - (r + x) * (w3 / (alpha + t_cal) + w4 / (alpha + t_x))
-    psi_abx = digamma(a + b + x)
+    d_r = x.map(lambda u: digamma(r + u)) - digamma(r) + np.log(alpha) - w3 * log_at - w4 * log_atx
+    d_alpha = r / alpha - (r + xv) * (
+        w3 * t_cal.map(lambda u: 1.0 / (alpha + u)) + w4 * t_x.map(lambda u: 1.0 / (alpha + u))
+    )
+    psi_abx = x.map(lambda u: digamma(a + b + u))
     d_a = digamma(a + b) - psi_abx + w4 / a
-    d_b = digamma(b + x) - psi_abx - digamma(b) + digamma(a + b) - w4 / bx1
+    d_b = (
+        x.map(lambda u: digamma(b + u))
+        - psi_abx
+        - digamma(b)
+        + digamma(a + b)
+        - w4 * np.exp(-log_bx1)
+    )
     return ll, np.stack([d_r, d_alpha, d_a, d_b])
 
 
@@ -446,9 +486,10 @@ class BetaGeoModel:
             raise ValueError("No customers to fit: frequency, recency and T are empty.")
         w = _weights(weights, len(x))
         data, w = _compress([x, t_x, t_cal], w) if self.compress else ([x, t_x, t_cal], w)
+        data = [_Levels(c) for c in data]
         objective = _neg_mean_loglik(_bgnbd_loglik, data, w, self.penalizer)
         # Start at the mean purchase rate so α is on the data's time scale (days vs. weeks).
-        rate = max(float(w @ data[0]) / max(float(w @ data[2]), 1e-12), 1e-3)
+        rate = max(float(w @ data[0].values) / max(float(w @ data[2].values), 1e-12), 1e-3)
         x0 = np.array([0.0, np.log(1.0 / rate), 0.0, 0.0])
         result = _minimize(objective, 4, np.clip(x0, *_LOG_BOUNDS))
         params = np.exp(result.x)
@@ -506,30 +547,34 @@ class BetaGeoModel:
 
 
 def _gg_loglik(
-    params: np.ndarray, x: np.ndarray, m: np.ndarray, grad: bool = False
+    params: np.ndarray, x: Any, m: Any, grad: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Log-density of a customer's mean spend m over x purchases (Fader & Hardie 2013, eq. 4).
 
-    Spend per purchase is Gamma(p, ν) and ν ~ Gamma(q, γ) across customers; ``v`` is γ.
+    Spend per purchase is Gamma(p, ν) and ν ~ Gamma(q, γ) across customers; ``v`` is γ. The
+    columns may be arrays or :class:`_Levels` (their logarithms are then taken once per fit).
     """
     p, q, v = params
-    px = p * x
-    log_vmx = np.log(v + m * x)
+    x, m = _levels(x), _levels(m)
+    xv, mv = x.values, m.values
+    log_m = m.log if m.log is not None else np.log(mv)
+    log_x = x.log if x.log is not None else np.log(xv)
+    px = p * xv
+    log_vmx = np.log(v + mv * xv)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
+        x.map(lambda u: gammaln(p * u + q) - gammaln(p * u))
         - gammaln(q)
         + q * np.log(v)
-        + (px - 1.0) * np.log(m)
-        + px * np.log(x)
+        + (px - 1.0) * log_m
+        + px * log_x
         - (px + q) * log_vmx
     )
     if not grad:
         return ll, None
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + np.log(m) + np.log(x) - log_vmx)
+    psi_pxq = x.map(lambda u: digamma(p * u + q))
+    d_p = xv * (psi_pxq - x.map(lambda u: digamma(p * u)) + log_m + log_x - log_vmx)
     d_q = psi_pxq - digamma(q) + np.log(v) - log_vmx
-    d_v = q / v - (px + q) / (v + m * x)
+    d_v = q / v - (px + q) / (v + mv * xv)
     return ll, np.stack([d_p, d_q, d_v])
 
 
@@ -585,6 +630,7 @@ class GammaGammaModel:
                 f"{int(keep.sum())}. Use a longer calibration period."
             )
         data, w = _compress([x[keep], m[keep]], w[keep])
+        data = [_Levels(c) for c in data]
         objective = _neg_mean_loglik(_gg_loglik, data, w, self.penalizer)
         # Start with v on the scale of the observed spend: v = mean spend · (q-1)/p at p=q=2.
         x0 = np.array([np.log(2.0), np.log(2.0), np.log(float(np.median(m[keep])) / 2.0)])

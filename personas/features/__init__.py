@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
-from personas.features.clv import score_from_lake
+from personas.features.clv import score_summary, summary_from_lake
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
 
@@ -81,24 +82,22 @@ def _staged(
 
     The purchase days are dropped once timing, campaign response and the BG/NBD inputs are
     taken from them, before the large aggregations start; the other steps are dropped on exit.
-    CLV scores reach the final query as an Arrow table, joined in SQL.
+    The BG/NBD and Gamma-Gamma fits are numpy work on one core, so they run in a thread beside
+    the next SQL steps (DuckDB releases the GIL) instead of leaving the second core idle; their
+    scores reach the final query as an Arrow table, joined in SQL.
     """
     steps, _, _ = feature_plan(ctx)
     names = [name for name, _ in steps]
-    registered = False
-    extra: list[tuple[str, list[str]]] = []
     days = DAYS in names
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="personas-clv")
+    fit: Future | None = None
+    extra: list[tuple[str, list[str]]] = []
 
     def done_with_days() -> None:
-        nonlocal days, registered
+        nonlocal days, fit
         if clv:
-            t = time.perf_counter()
-            scores = score_from_lake(con, ctx.as_of, days=DAYS)
-            log.info("features: BG/NBD and Gamma-Gamma fitted and scored in %.1f s", _since(t))
-            if scores is not None:
-                con.register(CLV, pa.Table.from_pandas(scores, preserve_index=False))
-                registered = True
-                extra.append((CLV, [c for c in scores.columns if c != "customer_id"]))
+            summary = summary_from_lake(con, ctx.as_of, days=DAYS)
+            fit = pool.submit(_timed_scores, summary, ctx.as_of)
         con.execute(f"DROP TABLE {DAYS}")
         days = False
 
@@ -111,13 +110,25 @@ def _staged(
             log.info("features: step %s in %.1f s", name.removeprefix("_personas_"), _since(t))
         if days:
             done_with_days()
+        scores = fit.result() if fit is not None else None
+        if scores is not None:
+            con.register(CLV, scores)
+            extra.append((CLV, [c for c in scores.column_names if c != "customer_id"]))
         _, sql, columns = feature_plan(ctx, extra)
         yield sql, columns
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         for name in names:
             con.execute(f"DROP TABLE IF EXISTS {name}")
-        if registered:
+        if extra:
             con.unregister(CLV)
+
+
+def _timed_scores(summary: pa.Table, as_of: date) -> pa.Table | None:
+    t = time.perf_counter()
+    scores = score_summary(summary, as_of)
+    log.info("features: BG/NBD and Gamma-Gamma fitted and scored in %.1f s", _since(t))
+    return scores
 
 
 def build_features(

@@ -111,6 +111,8 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
 #: run as a plan, CTEs in the single-query form).
 DAYS, TIMING, CAMPAIGN = "_personas_days", "_personas_timing", "_personas_campaign"
 RFM, CATEGORY, ENGAGEMENT = "_personas_rfm", "_personas_category", "_personas_engagement"
+#: A timestamp's UTC day as days since 1970-01-01 (an integer; see :func:`_days_sql`).
+DAY_NUMBER = "CAST(floor(epoch(ts) / 86400) AS INTEGER)"
 #: The steps that read the purchase days: the days can be dropped once they have run.
 DAY_STEPS = (DAYS, TIMING, CAMPAIGN)
 
@@ -219,13 +221,15 @@ _RFM_COLS = [
 def _days_sql(ctx: Context) -> str:
     """Purchase days: customer-days with a positive-value line (the days BG/NBD counts too).
 
-    ``v`` is the day's spend; the first and last purchase times place campaign responses.
+    ``d`` is the UTC day as a number (days since 1970-01-01: integer arithmetic, where a cast of
+    every line's time-zone-aware timestamp to a date cost 1.2 CPU-s per 20M lines); ``v`` is the
+    day's spend; the first and last purchase times place campaign responses.
     """
     return f"""
-        SELECT customer_id, CAST(ts AS DATE) AS d, sum(amount) AS v,
+        SELECT customer_id, {DAY_NUMBER} AS d, sum(amount) AS v,
                min(ts) AS first_ts, max(ts) AS last_ts
         FROM transactions WHERE ts < {ctx.ts} AND amount > 0
-        GROUP BY customer_id, CAST(ts AS DATE)"""
+        GROUP BY customer_id, {DAY_NUMBER}"""
 
 
 def _timing_sql() -> str:
@@ -234,7 +238,7 @@ def _timing_sql() -> str:
                CASE WHEN count(gap) >= 2 AND avg(gap) > 0
                     THEN 1.0 / (1.0 + stddev_samp(gap) / avg(gap)) END AS purchase_regularity
         FROM (SELECT customer_id,
-                     date_diff('day', lag(d) OVER (PARTITION BY customer_id ORDER BY d), d) AS gap
+                     d - lag(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
               FROM {DAYS}) gaps
         WHERE gap IS NOT NULL GROUP BY customer_id"""
 
