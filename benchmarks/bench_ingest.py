@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import measure, reference_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -63,7 +65,8 @@ def main() -> None:
     size = data.stat().st_size
     print(f"input: {data} ({size / 1e6:,.0f} MB gzip)", flush=True)
     print(
-        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"host speed: a fixed Python loop takes {reference_seconds():.2f} s",
         flush=True,
     )
     results = []
@@ -78,16 +81,21 @@ def main() -> None:
     if args.floor:
         results.append(_run_child(args, "floor", data, args.workdir / "floor.parquet"))
     print()
-    print(f"{'contender':<34} {'rows':>12} {'seconds':>9} {'rows/s':>12} {'peak RSS':>10}")
+    print(
+        f"{'contender':<34} {'rows':>12} {'seconds':>9} {'rows/s':>12} {'CPU s':>7} "
+        f"{'steal':>6} {'peak RSS':>10}"
+    )
     for r in results:
         print(
             f"{r['name']:<34} {r['rows']:>12,} {r['seconds']:>9.1f} "
-            f"{r['rows'] / r['seconds']:>12,.0f} {r['peak_rss'] / 2**30:>8.2f} GB"
+            f"{r['rows'] / r['seconds']:>12,.0f} {r['cpu']:>7.1f} {r['steal']:>6.0%} "
+            f"{r['peak_rss'] / 2**30:>8.2f} GB"
         )
     if "detail" in results[0]:
         print()
         print("ours:", results[0]["detail"])
     print(f"load average at end {os.getloadavg()[0]:.1f}")
+    print(f"host speed at the end: the same loop takes {reference_seconds():.2f} s")
 
 
 def _prepare(args: argparse.Namespace) -> Path:
@@ -157,18 +165,20 @@ def _run_child(args: argparse.Namespace, name: str, data: Path, out: Path) -> di
         cmd += ["--threads", str(args.threads)]
     env = {**os.environ, "PERSONAS_PII_KEY": os.environ.get("PERSONAS_PII_KEY", "bench-key")}
     print(f"running {name} ...", flush=True)
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=REPO)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
+    with measure() as load:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=REPO)
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = load.wall
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{name} failed with exit code {proc.returncode}")
     result = json.loads(output.decode().strip().splitlines()[-1])
     result["seconds"] = seconds  # wall time of the whole child, interpreter start included
     result["peak_rss"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    result["cpu"] = usage.ru_utime + usage.ru_stime
+    result["steal"] = load.steal
     return result
 
 
