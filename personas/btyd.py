@@ -328,7 +328,8 @@ class _Levels:
     In the likelihoods most terms depend on a customer only through one column with few
     distinct values (frequency is a small integer, recency and T whole days), so special
     functions (gammaln, digamma, betaln) run on a few hundred values and are gathered back,
-    instead of on every row at every optimizer step (1M customers: 0.12 s -> 0.01 s a step).
+    instead of on every row at every optimizer step (491,232 distinct BG/NBD rows: 125 -> 79 ms
+    a step; what is left is per-row arithmetic such as logaddexp).
     """
 
     def __init__(self, values: np.ndarray) -> None:
