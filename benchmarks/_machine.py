@@ -4,9 +4,10 @@ This project's reference machine is a 2-core virtual machine on a shared host. W
 is busy, the hypervisor gives our cores to other guests (*steal* in ``/proc/stat``) and the
 same code takes 20-150% longer: one fixed pure-Python loop took 2.1 s and 5.3 s within one
 hour. Wall time alone then says more about the neighbours than about our code, so every
-contender is printed with its CPU-seconds (user + system, far steadier than wall time) and
-the share of the cores' time stolen while it ran. Compare versions by CPU-seconds, and read
-a wall time against a target only next to a low steal share.
+contender is printed with its CPU-seconds (user + system: steadier than wall time, though
+cache and memory-bandwidth sharing still moves them by 10-20%) and the share of the cores'
+time stolen while it ran. Compare versions by CPU-seconds over alternating runs, and read a
+wall time against a target only next to a low steal share.
 """
 
 from __future__ import annotations
