@@ -177,7 +177,7 @@ def _run_child(args: argparse.Namespace, name: str, data: Path, out: Path) -> di
     result = json.loads(output.decode().strip().splitlines()[-1])
     result["seconds"] = seconds  # wall time of the whole child, interpreter start included
     result["peak_rss"] = usage.ru_maxrss * 1024  # Linux reports KiB
-    result["cpu"] = usage.ru_utime + usage.ru_stime
+    result["cpu"] = load.cpu
     result["steal"] = load.steal
     return result
 

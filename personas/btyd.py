@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -334,16 +335,21 @@ class _Levels:
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = np.asarray(values, dtype=float)
-        self.uniq, self.index = np.unique(self.values, return_inverse=True)
-        self.index = self.index.reshape(-1)
-        self.log = self.map(np.log) if self.uniq.size and self.uniq[0] > 0 else None
 
-    def __len__(self) -> int:
-        return len(self.values)
+    @cached_property
+    def _codes(self) -> tuple[np.ndarray, np.ndarray]:
+        uniq, index = np.unique(self.values, return_inverse=True)
+        return uniq, index.reshape(-1)
+
+    @cached_property
+    def log(self) -> np.ndarray:
+        """``log(values)``, taken once (it does not depend on the parameters)."""
+        return np.log(self.values)
 
     def map(self, fn: Any) -> np.ndarray:
         """``fn(values)``, computed on the distinct values only."""
-        return np.asarray(fn(self.uniq), dtype=float)[self.index]
+        uniq, index = self._codes
+        return np.asarray(fn(uniq), dtype=float)[index]
 
 
 def _levels(a: Any) -> _Levels:
@@ -560,8 +566,7 @@ def _gg_loglik(
     p, q, v = params
     x, m = _levels(x), _levels(m)
     xv, mv = x.values, m.values
-    log_m = m.log if m.log is not None else np.log(mv)
-    log_x = x.log if x.log is not None else np.log(xv)
+    log_m, log_x = m.log, x.log
     px = p * xv
     log_vmx = np.log(v + mv * xv)
     ll = (

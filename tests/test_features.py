@@ -284,3 +284,24 @@ def test_sessions_and_campaign_response_from_events(tmp_path: Path) -> None:
     assert X.loc["b", "sessions_90d"] == 0  # events, but no session: none, not unknown
     assert np.isnan(X.loc["b", "app_session_share"])
     assert X.loc["a", "mean_days_between"] == pytest.approx((31 + 14) / 2)
+
+
+def test_lake_btyd_summary_matches_rfm_summary(demo_lake: Path) -> None:
+    """The SQL summary behind the CLV features is :func:`personas.btyd.rfm_summary` exactly.
+
+    It counts purchase days as integer day numbers and ends T on the last day before as_of:
+    an off-by-one there would shift every customer's T and P(alive).
+    """
+    from personas.btyd import rfm_summary
+    from personas.features.clv import summary_from_lake
+
+    con = Lake(demo_lake).connect()
+    as_of = date(2024, 10, 1)
+    ours = summary_from_lake(con, as_of).to_pandas().set_index("customer_id").sort_index()
+    sql = "SELECT customer_id, ts, amount FROM transactions WHERE amount > 0"
+    tx = con.sql(sql).to_arrow_table().to_pandas()
+    ref = rfm_summary(tx, as_of.isoformat(), time_unit="W").sort_index()
+    assert len(ours) == len(ref) > 1000
+    assert list(ours.index) == [str(i) for i in ref.index]
+    for c in ("frequency", "recency", "T", "monetary_value"):
+        np.testing.assert_allclose(ours[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9)

@@ -8,7 +8,6 @@ counts repeat days, time is in weeks.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from datetime import date
@@ -33,9 +32,9 @@ def rfm_sql(as_of: date, days: str | None = None) -> str:
     a relation of purchase days already computed (:data:`personas.features.sql.DAYS`); without
     it they are computed here.
     """
-    from personas.features.sql import Context, _days_sql
+    from personas.features.sql import Context, _days_sql, day_number
 
-    last = (as_of - date(1970, 1, 1)).days - 1  # the last day before as_of, as a day number
+    last = day_number(as_of) - 1  # the last day before as_of
     source = days or f"({_days_sql(Context(as_of=as_of, tables={'transactions'}))}) days"
     return f"""
     SELECT customer_id,
@@ -54,19 +53,6 @@ def summary_from_lake(
     return con.sql(rfm_sql(as_of, days)).to_arrow_table()
 
 
-def score_from_lake(
-    con: duckdb.DuckDBPyConnection,
-    as_of: date,
-    annual_discount_rate: float = 0.10,
-    days: str | None = None,
-) -> pa.Table | None:
-    """Scores per customer, or None when there are too few repeat buyers to fit the models.
-
-    ``days``: the purchase days when already computed (see :func:`rfm_sql`).
-    """
-    return score_summary(summary_from_lake(con, as_of, days), as_of, annual_discount_rate)
-
-
 def score_summary(
     rfm: pa.Table, as_of: date, annual_discount_rate: float = 0.10
 ) -> pa.Table | None:
@@ -74,8 +60,7 @@ def score_summary(
 
     Pure numpy (no database), so it can run beside the SQL feature steps. The scores come back
     as Arrow with the summary's own customer ids (through pandas those alone cost a second at
-    a million customers); the fitted parameters are in the schema metadata (``bgnbd``,
-    ``gamma_gamma``, JSON). None when there are too few repeat buyers to fit.
+    a million customers). None when there are too few repeat buyers to fit.
     """
     f, r, T, m = (
         rfm[c].to_numpy().astype(float) for c in ("frequency", "recency", "T", "monetary_value")
@@ -119,22 +104,22 @@ def score_summary(
         )
         once = f == 0
         clv[once] = float(np.median(m[f > 0])) * discounted[once]
-    columns = {
-        "customer_id": rfm["customer_id"],
+    log.info("CLV models: BG/NBD %s, Gamma-Gamma %s", _rounded(bg.params_), _rounded(gg.params_))
+    scores = {
         "p_alive": p_alive,
         "churn_risk": 1.0 - p_alive,
         "expected_purchases_90d": bg.conditional_expected_purchases(90 / WEEK, fu, ru, Tu)[inv],
         "expected_purchases_365d": bg.conditional_expected_purchases(365 / WEEK, fu, ru, Tu)[inv],
         "clv_12m": clv,
     }
-    out = pa.table(
-        {
-            k: v if k == "customer_id" else pa.array(np.asarray(v, dtype="float64"))
-            for k, v in columns.items()
-        }
+    return pa.table(
+        {"customer_id": rfm["customer_id"]}
+        | {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
     )
-    meta = {"bgnbd": json.dumps(bg.params_), "gamma_gamma": json.dumps(gg.params_)}
-    return out.replace_schema_metadata(meta)
+
+
+def _rounded(params: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in params.items()}
 
 
 def _distinct_triplets(

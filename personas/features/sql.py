@@ -113,8 +113,14 @@ DAYS, TIMING, CAMPAIGN = "_personas_days", "_personas_timing", "_personas_campai
 RFM, CATEGORY, ENGAGEMENT = "_personas_rfm", "_personas_category", "_personas_engagement"
 #: A timestamp's UTC day as days since 1970-01-01 (an integer; see :func:`_days_sql`).
 DAY_NUMBER = "CAST(floor(epoch(ts) / 86400) AS INTEGER)"
+
 #: The steps that read the purchase days: the days can be dropped once they have run.
 DAY_STEPS = (DAYS, TIMING, CAMPAIGN)
+
+
+def day_number(d: date) -> int:
+    """The :data:`DAY_NUMBER` of a calendar day, for literals compared with ``d``."""
+    return (d - date(1970, 1, 1)).days
 
 
 def feature_plan(
