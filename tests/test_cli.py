@@ -63,10 +63,13 @@ def test_serve_without_server_says_how_to_start_one(monkeypatch) -> None:
     assert res.exit_code == 2 and "prefect server start" in res.output
 
 
-def test_step_by_step_commands_then_assign(demo_files, tmp_path: Path) -> None:
+def test_step_by_step_commands_then_assign(demo_raw: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     runner = CliRunner()
-    r = runner.invoke(main, ["ingest", *map(str, demo_files), "--mapping", "demo", "-w", str(ws)])
+    # the folder `personas generate` wrote, as a user would pass it: the generator's own
+    # meta.json and truth.parquet beside the exports are not data (the demo mapping ignores them)
+    assert {"meta.json", "truth.parquet"} <= {p.name for p in demo_raw.iterdir()}
+    r = runner.invoke(main, ["ingest", str(demo_raw), "--mapping", "demo", "-w", str(ws)])
     assert r.exit_code == 0, r.output
     assert "input " in r.output and " = accepted " in r.output
     r = runner.invoke(main, ["features", "-w", str(ws)])
