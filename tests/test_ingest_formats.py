@@ -10,6 +10,7 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -382,3 +383,27 @@ def test_read_mes_and_checksums_in_a_folder_are_ignored(tmp_path: Path) -> None:
     report = ingest([data], m, tmp_path / "lake")
     assert sorted(report.ignored) == ["SHA256SUMS", "SOURCE.md"]
     assert report.totals() == EXPECTED
+
+
+def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
+    """Months with a large share are filtered, the few stray rows gathered: same result."""
+    from personas.ingest import _by_month
+
+    rng = np.random.default_rng(7)
+    part = np.full(4000, 202402)
+    part[:1500] = 202401
+    stray = rng.choice(4000, 60, replace=False)
+    part[stray] = rng.choice([202312, 202305, 202403], 60)
+    keep = rng.random(4000) > 0.05
+    rows = np.arange(4000)
+    batch = pa.Table.from_batches(  # several chunks, as the stage pieces are read
+        [
+            pa.record_batch({"_row": rows[i : i + 700], "_part": part[i : i + 700]})
+            for i in range(0, 4000, 700)
+        ]
+    )
+    got = _by_month(part, keep, batch)
+    assert [m for m, _ in got] == sorted({int(p) for p in part[keep]})
+    for month, t in got:
+        expected = rows[keep & (part == month)]
+        assert t["_row"].to_pylist() == expected.tolist()
