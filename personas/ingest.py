@@ -789,14 +789,19 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
         files = _lake_files_for(con, lake, table)
         lst = ", ".join(f"'{_q(p)}'" for p in files)
         lake_rows = f"read_parquet([{lst}], union_by_name = true)"
-        in_lake = f"""
-            SELECT _hash FROM (SELECT DISTINCT _hash FROM st_{table}_pieces WHERE _q IS NULL)
-            SEMI JOIN (SELECT hash({hashed}) AS _hash FROM {lake_rows}) USING (_hash)"""
-        hashes = con.sql(f"""
-            SELECT _hash FROM st_{table}_pieces WHERE _q IS NULL
-            GROUP BY _hash HAVING count(*) > 1""").fetchnumpy()["_hash"]
+        accepted = _accepted_hashes(ctx, table)
+        same = accepted[1:] == accepted[:-1]
+        hashes = np.unique(accepted[1:][same])  # occur twice or more in the batch
         if files:
-            hashes = np.union1d(hashes, con.sql(in_lake).fetchnumpy()["_hash"])
+            con.register(
+                f"_batch_hashes_{table}", pa.table({"_hash": accepted[~np.r_[False, same]]})
+            )
+            in_lake = con.sql(f"""
+                SELECT _hash FROM _batch_hashes_{table}
+                SEMI JOIN (SELECT hash({hashed}) AS _hash FROM {lake_rows}) USING (_hash)""")
+            hashes = np.union1d(hashes, in_lake.fetchnumpy()["_hash"])
+            con.unregister(f"_batch_hashes_{table}")
+        del accepted, same
         _stage_candidates(con, ctx, table, hashes)
         con.execute(f"""
             CREATE TABLE dup_{table} AS
@@ -825,6 +830,26 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
               ON a._hash = b._hash AND {eq}
             ANTI JOIN dup_{table} d ON d._fi = a._fi AND d._oi = a._oi AND d._row = a._row
             ORDER BY a._fi, a._oi, a._row""")
+
+
+def _accepted_hashes(ctx: _Ctx, table: str) -> np.ndarray:
+    """The row hashes of every accepted staged row of ``table``, sorted.
+
+    Each piece is sorted on its own (on several threads: numpy releases the GIL), then the
+    sorted runs are merged by one stable sort, which finds and merges runs. A DuckDB
+    ``GROUP BY _hash`` over the stage cost 4x the CPU (5 CPU-s per 20M rows).
+    """
+
+    def one(pid: int) -> np.ndarray:
+        with pa.memory_map(str(_piece_path(ctx, pid))) as f:
+            piece = pa.ipc.open_file(f).read_all().select(["_q", "_hash"])
+            return np.sort(piece["_hash"].filter(piece["_q"].is_null()).to_numpy())
+
+    with ThreadPoolExecutor(max(1, ctx.threads)) as pool:
+        runs = list(pool.map(one, ctx.parts[table]))
+    if not runs:
+        return np.empty(0, np.uint64)
+    return np.sort(np.concatenate(runs), kind="stable")
 
 
 def _stage_candidates(
