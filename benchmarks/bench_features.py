@@ -154,6 +154,43 @@ print(json.dumps({"customers": n, "features": len(cols),
                   "inner_s": round(time.perf_counter() - t0, 2)}))
 """
 
+FLOOR = r"""
+import json, sys, time
+from personas.lake import Lake
+lake, out, as_of = sys.argv[1], sys.argv[2], sys.argv[3]
+con = Lake(lake).connect()
+t = f"TIMESTAMPTZ '{as_of} 00:00:00+00'"
+day = "CAST(floor(epoch(ts) / 86400) AS INTEGER)"
+steps = {  # the per-customer groupings the features need, with count(*) as the only aggregate
+    "days": f"SELECT customer_id, {day} AS d, count(*) AS n FROM transactions "
+            f"WHERE ts < {t} AND amount > 0 GROUP BY 1, 2",
+    "timing": "SELECT customer_id, count(*) AS n FROM days GROUP BY 1",
+    "orders": f"SELECT customer_id, count(*) AS n FROM (SELECT customer_id, order_id FROM "
+              f"transactions WHERE ts < {t} GROUP BY 1, 2) o GROUP BY 1",
+    "cats": f"SELECT customer_id, count(*) AS n FROM (SELECT customer_id, category FROM "
+            f"transactions WHERE ts < {t} AND amount > 0 AND category IS NOT NULL "
+            f"GROUP BY 1, 2) c GROUP BY 1",
+    "ev": f"SELECT customer_id, count(*) AS n FROM events WHERE ts < {t} GROUP BY 1",
+    "sess": f"SELECT customer_id, count(*) AS n FROM (SELECT customer_id, session_id FROM "
+            f"events WHERE ts < {t} AND session_id IS NOT NULL GROUP BY 1, 2) s GROUP BY 1",
+    "fb": f"SELECT customer_id, count(*) AS n FROM feedback WHERE ts < {t} GROUP BY 1",
+    "cust": "SELECT DISTINCT customer_id FROM customers",
+}
+t0 = time.perf_counter()
+for name, sql in steps.items():
+    con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+con.execute("DROP TABLE days")
+names = [n for n in steps if n not in ("days", "cust")]
+cols = ", ".join(f"{n}.n AS {n}" for n in names)
+joins = "".join(f" LEFT JOIN {n} USING (customer_id)" for n in names)
+con.execute(f"COPY (SELECT customer_id, {cols} FROM (SELECT customer_id FROM orders UNION "
+            f"SELECT customer_id FROM cust) base{joins} ORDER BY customer_id) TO '{out}' "
+            "(FORMAT parquet, COMPRESSION zstd)")
+n = con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
+print(json.dumps({"customers": n, "features": len(names),
+                  "inner_s": round(time.perf_counter() - t0, 2)}))
+"""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -165,6 +202,11 @@ def main() -> None:
         help="also run 100M order lines (5x replicated) with a 2 GB engine limit",
     )
     ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the same per-customer groupings with count(*) only (no features)",
+    )
     ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each DuckDB contender (fastest shown)"
     )
@@ -190,6 +232,9 @@ def main() -> None:
         args.repeat, DUCKDB, str(lake), str(base / "features_clv"), args.as_of, "-", "1"
     )
     rows.append(("duckdb + BG/NBD/Gamma-Gamma CLV", duck_clv))
+    if args.floor:
+        floor = _best(args.repeat, FLOOR, str(lake), str(base / "floor.parquet"), args.as_of)
+        rows.append(("floor: same groupings, count(*) only", floor))
     if not args.skip_pandas:
         pd_out = str(base / "features_pandas.parquet")
         pand = _child(PANDAS, str(lake), pd_out, args.as_of)
