@@ -34,7 +34,7 @@ lint: setup  ## ruff
 
 bench: setup system-deps  ## all benchmarks, one after the other (about an hour; not part of the tests)
 	$(UV) run python benchmarks/bench_ingest.py --floor
-	$(UV) run python benchmarks/bench_features.py --lines-100m
+	$(UV) run python benchmarks/bench_features.py --floor --lines-100m
 	$(UV) run python benchmarks/bench_btyd.py
 	$(UV) run python benchmarks/bench_report.py
 

@@ -3,6 +3,11 @@
     uv run python benchmarks/bench_features.py                 # 1M customers, ~20M order lines
     uv run python benchmarks/bench_features.py --customers 100000 --skip-100m   # quick check
     uv run python benchmarks/bench_features.py --lines-100m     # also 100M lines, 2 GB limit
+    uv run python benchmarks/bench_features.py --floor          # also the bare groupings
+
+``--floor`` times the per-customer groupings any implementation of these features must do
+(order lines by customer and day, order and category; events by customer and session), with
+``count(*)`` as the only aggregate, joined and written: a lower bound for the same data.
 
 Each contender runs in its own subprocess so its peak RSS is measured alone
 (``ru_maxrss`` of the child). The pandas baseline computes the same transaction, event and
