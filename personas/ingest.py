@@ -74,6 +74,10 @@ WRITE_BATCH_ROWS = 500_000
 ROW_GROUP_ROWS = 122_880
 #: ... and rows a writer holds across all months before it writes the biggest group early.
 BUFFER_ROWS = 300_000
+#: Accepted rows of one table up to which the duplicate hashes are sorted in memory (8 bytes a
+#: row, twice while sorting: 800 MB at this size); a larger batch counts them in DuckDB, which
+#: spills to disk beyond its memory limit.
+HASH_SORT_MAX_ROWS = 50_000_000
 
 
 @dataclass
@@ -151,6 +155,7 @@ class _Ctx:
     parts: dict[str, list[int]] = field(default_factory=dict)  # table -> staged piece ids
     stats: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     offsets: dict[int, int] = field(default_factory=dict)  # piece -> rows before its chunk
+    accepted: dict[str, int] = field(default_factory=dict)  # table -> rows the rules accept
     part_no: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     lookup_cache: dict = field(default_factory=dict)
@@ -723,6 +728,7 @@ def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx
             st["candidates"] += int(d["n"])
             if d["_rule"] is None:
                 st.update({k: int(v or 0) for k, v in d.items() if k.startswith("flag:")})
+                ctx.accepted[table] = ctx.accepted.get(table, 0) + int(d["n"])
             else:
                 st["quarantined"] += int(d["n"])
                 st[f"rule:{d['_rule']}"] = int(d["n"])
@@ -789,19 +795,8 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
         files = _lake_files_for(con, lake, table)
         lst = ", ".join(f"'{_q(p)}'" for p in files)
         lake_rows = f"read_parquet([{lst}], union_by_name = true)"
-        accepted = _accepted_hashes(ctx, table)
-        same = accepted[1:] == accepted[:-1]
-        hashes = np.unique(accepted[1:][same])  # occur twice or more in the batch
-        if files:
-            con.register(
-                f"_batch_hashes_{table}", pa.table({"_hash": accepted[~np.r_[False, same]]})
-            )
-            in_lake = con.sql(f"""
-                SELECT _hash FROM _batch_hashes_{table}
-                SEMI JOIN (SELECT hash({hashed}) AS _hash FROM {lake_rows}) USING (_hash)""")
-            hashes = np.union1d(hashes, in_lake.fetchnumpy()["_hash"])
-            con.unregister(f"_batch_hashes_{table}")
-        del accepted, same
+        lake_hashes = f"SELECT hash({hashed}) AS _hash FROM {lake_rows}" if files else None
+        hashes = _repeated_hashes(con, ctx, table, lake_hashes)
         _stage_candidates(con, ctx, table, hashes)
         con.execute(f"""
             CREATE TABLE dup_{table} AS
@@ -832,12 +827,54 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
             ORDER BY a._fi, a._oi, a._row""")
 
 
+def _repeated_hashes(
+    con: duckdb.DuckDBPyConnection, ctx: _Ctx, table: str, lake_hashes: str | None
+) -> np.ndarray:
+    """Hashes of accepted staged rows that occur twice or more in the batch, or in the lake.
+
+    ``lake_hashes`` is a query of the hashes of the lake rows the batch could repeat (None:
+    there are none).
+    """
+    if ctx.accepted.get(table, 0) > HASH_SORT_MAX_ROWS:
+        return _repeated_hashes_sql(con, table, lake_hashes)
+    ordered = _accepted_hashes(ctx, table)
+    same = ordered[1:] == ordered[:-1]
+    hashes = np.unique(ordered[1:][same])
+    if lake_hashes is not None:
+        distinct = pa.table({"_hash": ordered[~np.r_[False, same]]})
+        del ordered, same
+        con.register(f"_batch_hashes_{table}", distinct)
+        try:
+            in_lake = con.sql(
+                f"SELECT _hash FROM _batch_hashes_{table} SEMI JOIN ({lake_hashes}) USING (_hash)"
+            ).fetchnumpy()["_hash"]
+        finally:
+            con.unregister(f"_batch_hashes_{table}")
+        hashes = np.union1d(hashes, in_lake)
+    return hashes
+
+
+def _repeated_hashes_sql(
+    con: duckdb.DuckDBPyConnection, table: str, lake_hashes: str | None
+) -> np.ndarray:
+    """:func:`_repeated_hashes` in DuckDB, for batches too large to sort the hashes in memory."""
+    hashes = con.sql(f"""
+        SELECT _hash FROM st_{table}_pieces WHERE _q IS NULL
+        GROUP BY _hash HAVING count(*) > 1""").fetchnumpy()["_hash"]
+    if lake_hashes is None:
+        return hashes
+    in_lake = con.sql(f"""
+        SELECT _hash FROM (SELECT DISTINCT _hash FROM st_{table}_pieces WHERE _q IS NULL)
+        SEMI JOIN ({lake_hashes}) USING (_hash)""").fetchnumpy()["_hash"]
+    return np.union1d(hashes, in_lake)
+
+
 def _accepted_hashes(ctx: _Ctx, table: str) -> np.ndarray:
     """The row hashes of every accepted staged row of ``table``, sorted.
 
     Each piece is sorted on its own (on several threads: numpy releases the GIL), then the
-    sorted runs are merged by one stable sort, which finds and merges runs. A DuckDB
-    ``GROUP BY _hash`` over the stage cost 4x the CPU (5 CPU-s per 20M rows).
+    sorted runs are merged by one stable sort, which finds and merges runs. DuckDB's
+    ``GROUP BY _hash`` over the stage cost 4x the CPU (about 5 CPU-s per 20M rows).
     """
 
     def one(pid: int) -> np.ndarray:
@@ -847,9 +884,10 @@ def _accepted_hashes(ctx: _Ctx, table: str) -> np.ndarray:
 
     with ThreadPoolExecutor(max(1, ctx.threads)) as pool:
         runs = list(pool.map(one, ctx.parts[table]))
-    if not runs:
-        return np.empty(0, np.uint64)
-    return np.sort(np.concatenate(runs), kind="stable")
+    merged = np.concatenate(runs) if runs else np.empty(0, np.uint64)
+    runs.clear()
+    merged.sort(kind="stable")  # in place: one array and timsort's half-size buffer
+    return merged
 
 
 def _stage_candidates(
@@ -1065,8 +1103,9 @@ def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple
 
     A batch covers one or two months, plus a few rows of other months (late lines, back-dated
     corrections) that a full reorder would make every row pay for: a ``take`` of the whole
-    batch cost 1.5 CPU-s per 20M lines. So each month holding a large share of the rows is one
-    ``filter`` of the batch, and only the rows of the other months are gathered and sorted.
+    batch cost 1.0-1.3 CPU-s more per 20M lines and was the ingest's memory peak. So each
+    month holding a large share of the rows is one ``filter`` of the batch, and only the rows
+    of the other months are gathered and sorted.
     """
     kept = part[keep]
     if (kept < 0).any():  # pragma: no cover - the rules reject rows without a time

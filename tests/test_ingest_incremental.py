@@ -64,8 +64,15 @@ def test_reingesting_adds_nothing(tmp_path: Path) -> None:
     assert Lake(lake).connect().execute("SELECT count(*) FROM transactions").fetchone()[0] == before
 
 
-def test_overlapping_export_only_adds_new_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sort_max", [None, 0], ids=["hashes-sorted", "hashes-in-duckdb"])
+def test_overlapping_export_only_adds_new_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sort_max: int | None
+) -> None:
+    """Both ways of finding repeated hashes (numpy sort; DuckDB for huge batches) agree."""
     import gzip
+
+    if sort_max is not None:
+        monkeypatch.setattr("personas.ingest.HASH_SORT_MAX_ROWS", sort_max)
 
     day = _days("2010-12-01")[0]
     lines = gzip.decompress(day.read_bytes()).decode().splitlines(keepends=True)
@@ -84,6 +91,19 @@ def test_overlapping_export_only_adds_new_rows(tmp_path: Path) -> None:
     _same_content(lake, tmp_path / "whole", quarantine=False)
     # the re-export's rejected rows are rejected again: counted, not lost
     assert t2["quarantined"] == whole.totals()["quarantined"]
+    assert whole.totals()["duplicates"] > 0  # the day repeats some of its own lines
+
+
+def test_both_ways_of_finding_duplicate_hashes_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = _days("2010-12-0")
+    sorted_ = ingest(days, "online_retail", tmp_path / "sorted")
+    monkeypatch.setattr("personas.ingest.HASH_SORT_MAX_ROWS", 0)
+    in_duckdb = ingest(days, "online_retail", tmp_path / "duckdb")
+    assert sorted_.totals()["duplicates"] > 0
+    assert [s.outputs for s in sorted_.sources] == [s.outputs for s in in_duckdb.sources]
+    _same_content(tmp_path / "sorted", tmp_path / "duckdb")
 
 
 def _day_by_day(files: list[Path], lake: Path) -> dict[str, int]:
