@@ -838,6 +838,8 @@ def _repeated_hashes(
     if ctx.accepted.get(table, 0) > HASH_SORT_MAX_ROWS:
         return _repeated_hashes_sql(con, table, lake_hashes)
     ordered = _accepted_hashes(ctx, table)
+    if not len(ordered):  # nothing accepted: nothing can repeat
+        return ordered
     same = ordered[1:] == ordered[:-1]
     hashes = np.unique(ordered[1:][same])
     if lake_hashes is not None:

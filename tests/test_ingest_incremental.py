@@ -165,3 +165,20 @@ def test_late_file_for_an_old_month_is_picked_up(tmp_path: Path) -> None:
     new = late_customers - set(before.index)
     assert new and new <= set(after.index)  # features see customers first seen on the late day
     assert after["frequency"].sum() > before["frequency"].sum()
+
+
+def test_a_batch_whose_rows_are_all_rejected_against_a_lake_with_rows(tmp_path: Path) -> None:
+    """Nothing accepted, lake files to compare with: every row quarantined, nothing lost."""
+    head = "customer_id,first_seen,country,region,age_band,income_band,household,"
+    head += "loyalty_member,loyalty_tier,is_prospect,full_name,email,phone\n"
+    row = "{},2023-02-27 02:24:21,FI,urban,25-34,low,single,false,,false,A B,a@b.example,+1\n"
+    good, bad = tmp_path / "a" / "customers-1.csv", tmp_path / "b" / "customers-2.csv"
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    good.write_text(head + row.format("C1") + row.format("C2"), encoding="utf-8")
+    bad.write_text(head + row.format("") * 3, encoding="utf-8")  # no customer id: rejected
+    lake = tmp_path / "lake"
+    assert ingest([good], "demo", lake).totals()["accepted"] == 2
+    report = ingest([bad], "demo", lake)
+    assert report.totals() == {"rows_in": 3, "accepted": 0, "quarantined": 3, "duplicates": 0}
+    assert Lake(lake).counts()["customers"] == 2
