@@ -711,7 +711,8 @@ def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx
     """Refuse files that are empty, or in which most values of a column do not parse.
 
     The one scan of the stage for this also gathers the counts by rule and flag that the
-    manifest records (``ctx.stats``).
+    manifest records (``ctx.stats``), and the accepted rows per table (``ctx.accepted``: they
+    decide how :func:`_repeated_hashes` finds the repeated hashes).
     """
     flag_sql = "".join(
         f", sum((_flags >> {bit}) & 1) AS {_id('flag:' + name)}"
