@@ -154,11 +154,16 @@ class _Ctx:
     tables: set[str] = field(default_factory=set)
     parts: dict[str, list[int]] = field(default_factory=dict)  # table -> staged piece ids
     stats: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+    rule_names: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # by _ck - 1
+    tallies: dict[int, _PieceTally] = field(default_factory=dict)  # piece -> its counts
     offsets: dict[int, int] = field(default_factory=dict)  # piece -> rows before its chunk
     accepted: dict[str, int] = field(default_factory=dict)  # table -> rows the rules accept
     part_no: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     lookup_cache: dict = field(default_factory=dict)
+    stage_read: threading.Event = field(default_factory=threading.Event)  # quarantine written
+    written_pieces: list[int] = field(default_factory=list)  # kept until then
+    datasets: dict[str, object] = field(default_factory=dict)  # registered stage views
 
 
 def ingest(
@@ -402,23 +407,83 @@ def _stage_part(con: duckdb.DuckDBPyConnection, sql: str, table: str, ctx: _Ctx)
         STAGE_BATCH_ROWS
     )
     n = 0
+    tally = _PieceTally(ctx.flag_bits)
     try:
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as w:
             for batch in reader:
                 w.write_batch(batch)
+                tally.add(batch)
                 n += batch.num_rows
     except (pa.ArrowException, OSError) as e:
         # DuckDB's error surfaced through the Arrow stream: hand it on as DuckDB's
         raise duckdb.Error(str(e)) from None
+    tally.save_hashes(_hash_path(ctx, pid))
+    with ctx.lock:
+        ctx.tallies[pid] = tally
     return pid, n
+
+
+class _PieceTally:
+    """One staged piece's rows by input, output, rule and flag, and its accepted rows' hashes.
+
+    Gathered from the Arrow batches while they are written: the manifest's counts then need
+    no scan of the stage (1.2 CPU-s per 20M lines), and the hashes of the duplicate search are
+    sorted here, on the staging threads, instead of read back from the stage afterwards.
+    ``counts`` maps (input, output) to rows by verdict (``_ck``: 0 accepted, else the index of
+    the failing check) and accepted rows by ``flag:<name>``.
+    """
+
+    def __init__(self, flag_bits: dict[str, int]):
+        self.flag_bits = dict(flag_bits)
+        self.counts: dict[tuple[int, int], dict[int | str, int]] = {}
+        self.accepted = 0
+        self.hashes: list[np.ndarray] | None = []  # None: too many to sort in memory
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        ck = pc.fill_null(batch["_ck"], 0).to_numpy()
+        fi = batch["_fi"].to_numpy()
+        flags = batch["_flags"].to_numpy()
+        oi = int(batch["_oi"][0].as_py())
+        accepted = ck == 0
+        one = fi[0] == fi[-1] and bool((fi == fi[0]).all())
+        for f in [fi[0]] if one else np.unique(fi):
+            mine = slice(None) if one else fi == f
+            counts = self.counts.setdefault((int(f), oi), {})
+            for verdict in np.flatnonzero(verdicts := np.bincount(ck[mine])):
+                counts[int(verdict)] = counts.get(int(verdict), 0) + int(verdicts[verdict])
+            kept = flags[mine][accepted[mine]]
+            for name, bit in self.flag_bits.items():
+                if flagged := int(np.count_nonzero(kept & (1 << bit))):
+                    counts[f"flag:{name}"] = counts.get(f"flag:{name}", 0) + flagged
+        self.accepted += int(np.count_nonzero(accepted))
+        if self.hashes is not None and self.accepted > HASH_SORT_MAX_ROWS:
+            self.hashes = None  # the batch's hashes are then found in DuckDB
+        if self.hashes is not None:
+            self.hashes.append(batch["_hash"].to_numpy()[accepted])
+
+    def save_hashes(self, path: Path) -> None:
+        """Write the sorted hashes of the accepted rows (numpy's sort releases the GIL)."""
+        if self.hashes is not None:
+            run = np.concatenate(self.hashes) if self.hashes else np.empty(0, np.uint64)
+            run.sort()
+            np.save(path, run)
+        self.hashes = None
 
 
 def _piece_path(ctx: _Ctx, pid: int) -> Path:
     return ctx.stage / "pieces" / f"piece-{pid:05d}.arrow"
 
 
+def _hash_path(ctx: _Ctx, pid: int) -> Path:
+    return ctx.stage / "pieces" / f"piece-{pid:05d}.hashes.npy"
+
+
 def _drop_piece(con: duckdb.DuckDBPyConnection, ctx: _Ctx, pid: int) -> None:
     _piece_path(ctx, pid).unlink(missing_ok=True)
+    _hash_path(ctx, pid).unlink(missing_ok=True)
+    ctx.tallies.pop(pid, None)
 
 
 def _stage_split(con: duckdb.DuckDBPyConnection, inp: _Input, ctx: _Ctx, ui: int) -> None:
@@ -551,7 +616,9 @@ def _register_pieces(
 
     with pa.memory_map(str(files[0])) as f:  # all pieces of a table share it: open no others
         piece_schema = pa.ipc.open_file(f).schema
-    con.register(f"{view}_pieces", ds.dataset([str(p) for p in files], piece_schema, format="ipc"))
+    pieces = ds.dataset([str(p) for p in files], piece_schema, format="ipc")
+    con.register(f"{view}_pieces", pieces)
+    ctx.datasets[f"{view}_pieces"] = pieces  # registered per connection: for cursors too
     row = "_row"
     if any(ctx.offsets.values()):
         offsets = ", ".join(str(ctx.offsets.get(i, 0)) for i in range(ctx.part_no))
@@ -635,6 +702,9 @@ def output_sql(
         primary_where=out.where if oi == 0 else None,
         lookup_flags=raw.lookup_flags,
     )
+    with ctx.lock:  # what the verdict _ck of these rows means, for the counts by rule
+        for fi in fis:
+            ctx.rule_names[(fi, oi)] = [c.rule for c in rules.checks]
     layer3 = (
         f"SELECT * REPLACE ({', '.join(rules.derive)}) FROM l2"
         if rules.derive
@@ -662,13 +732,9 @@ def output_sql(
         f"|| replace({rules.by_verdict('reason')}, chr(31), ' ')"
     )
     hashed = [n for n in _HASH_KEYS[out.table] if n in canon]
-    if out.table in schema.PARTITIONED:  # year * 100 + month, by arithmetic (no ICU)
-        naive = f"make_timestamp(epoch_us(c_{schema.TIME_COLUMN[out.table]}))"
-        select.append(f"CAST(year({naive}) * 100 + month({naive}) AS INTEGER) AS _part")
-    else:
-        select.append("CAST(NULL AS INTEGER) AS _part")
     select += [
         f"CASE WHEN _ck IS NOT NULL THEN {verdict} END AS _q",
+        "_ck",
         f"hash({', '.join(_id('c_' + n) for n in hashed)}) AS _hash",
         f"{_flag_bits(rules, ctx)} AS _flags",
     ]
@@ -710,29 +776,25 @@ def _check_personal(raw: RawSource, source: Source) -> None:
 def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx) -> None:
     """Refuse files that are empty, or in which most values of a column do not parse.
 
-    The one scan of the stage for this also gathers the counts by rule and flag that the
-    manifest records (``ctx.stats``), and the accepted rows per table (``ctx.accepted``: they
-    decide how :func:`_repeated_hashes` finds the repeated hashes).
+    First the tallies of the staged pieces are summed into the counts by rule and flag that
+    the manifest records (``ctx.stats``) and the accepted rows per table (``ctx.accepted``:
+    they decide how :func:`_repeated_hashes` finds the repeated hashes).
     """
-    flag_sql = "".join(
-        f", sum((_flags >> {bit}) & 1) AS {_id('flag:' + name)}"
-        for name, bit in ctx.flag_bits.items()
-    )
     for table in sorted(ctx.tables):
-        res = con.execute(
-            f"SELECT _fi, _oi, _rule, count(*) AS n {flag_sql} FROM st_{table} GROUP BY ALL"
-        )
-        names = [c[0] for c in res.description]
-        for row in res.fetchall():
-            d = dict(zip(names, row, strict=True))
-            st = ctx.stats.setdefault((d["_fi"], d["_oi"]), {"candidates": 0, "quarantined": 0})
-            st["candidates"] += int(d["n"])
-            if d["_rule"] is None:
-                st.update({k: int(v or 0) for k, v in d.items() if k.startswith("flag:")})
-                ctx.accepted[table] = ctx.accepted.get(table, 0) + int(d["n"])
-            else:
-                st["quarantined"] += int(d["n"])
-                st[f"rule:{d['_rule']}"] = int(d["n"])
+        for pid in ctx.parts[table]:
+            tally = ctx.tallies[pid]
+            ctx.accepted[table] = ctx.accepted.get(table, 0) + tally.accepted
+            for (fi, oi), by_verdict in tally.counts.items():
+                st = ctx.stats.setdefault((fi, oi), {"candidates": 0, "quarantined": 0})
+                for verdict, n in by_verdict.items():
+                    if isinstance(verdict, str):  # flag:<name>
+                        st[verdict] = st.get(verdict, 0) + n
+                        continue
+                    st["candidates"] += n
+                    if verdict:
+                        rule = f"rule:{ctx.rule_names[(fi, oi)][verdict - 1]}"
+                        st["quarantined"] += n
+                        st[rule] = st.get(rule, 0) + n
     counts = {k: (v["candidates"], v.get("rule:bad_value", 0)) for k, v in ctx.stats.items()}
     for inp in inputs:
         n = counts.get((inp.fi, 0), (0, 0))[0]
@@ -875,18 +937,11 @@ def _repeated_hashes_sql(
 def _accepted_hashes(ctx: _Ctx, table: str) -> np.ndarray:
     """The row hashes of every accepted staged row of ``table``, sorted.
 
-    Each piece is sorted on its own (on several threads: numpy releases the GIL), then the
-    sorted runs are merged by one stable sort, which finds and merges runs. DuckDB's
-    ``GROUP BY _hash`` over the stage cost 4x the CPU (about 5 CPU-s per 20M rows).
+    Each piece's hashes were sorted as it was staged (:class:`_PieceTally`); the sorted runs
+    are merged by one stable sort, which finds and merges runs. DuckDB's ``GROUP BY _hash``
+    over the stage cost 4x the CPU (about 5 CPU-s per 20M rows).
     """
-
-    def one(pid: int) -> np.ndarray:
-        with pa.memory_map(str(_piece_path(ctx, pid))) as f:
-            piece = pa.ipc.open_file(f).read_all().select(["_q", "_hash"])
-            return np.sort(piece["_hash"].filter(piece["_q"].is_null()).to_numpy())
-
-    with ThreadPoolExecutor(max(1, ctx.threads)) as pool:
-        runs = list(pool.map(one, ctx.parts[table]))
+    runs = [np.load(_hash_path(ctx, pid)) for pid in ctx.parts[table]]
     merged = np.concatenate(runs) if runs else np.empty(0, np.uint64)
     runs.clear()
     merged.sort(kind="stable")  # in place: one array and timsort's half-size buffer
@@ -937,11 +992,13 @@ def _lake_files_for(con: duckdb.DuckDBPyConnection, lake: Lake, table: str) -> l
 
 def _partitions(con: duckdb.DuckDBPyConnection, table: str) -> list[int]:
     """``year * 100 + month`` of every partition the accepted rows of ``table`` fall in."""
+    ts = _id(schema.TIME_COLUMN[table])
+    naive = f"make_timestamp(epoch_us({ts}))"  # by arithmetic, no ICU calendar
     return [
         r[0]
         for r in con.execute(
-            f"SELECT DISTINCT _part FROM st_{table} WHERE _q IS NULL AND _part IS NOT NULL "
-            "ORDER BY 1"
+            f"SELECT DISTINCT CAST(year({naive}) * 100 + month({naive}) AS INTEGER) "
+            f"FROM st_{table} WHERE _q IS NULL AND {ts} IS NOT NULL ORDER BY 1"
         ).fetchall()
     ]
 
@@ -957,10 +1014,10 @@ def _write(
     that month's file. A few writer threads run at once, each with one open file per month,
     so a batch adds one file per month and writer whatever the number of pieces. (pyarrow
     encodes Parquet in about half the CPU of DuckDB's partitioned COPY, and its files are
-    smaller.)
+    smaller.) The quarantine is written by DuckDB meanwhile, on a thread of its own: the
+    writers leave a fifth of the two cores idle (waiting for the GIL, mostly).
     """
     written: dict[str, list[tuple[Path, str]]] = {}
-    _write_quarantine(con, ctx, written)  # first: the lake writers delete the stage as they go
     names = dict(con.execute("SELECT _fi, name FROM _files").fetchall())
     file_names = pa.array([names[i] for i in range(len(names))], pa.string())
     dups: dict[tuple[str, int], np.ndarray] = {}
@@ -977,6 +1034,18 @@ def _write(
         _LakeWriter(ctx, k, file_names, dups) for k in range(max(1, min(ctx.threads, jobs.qsize())))
     ]
     errors: list[BaseException] = []
+    quarantined: list[tuple[Path, str]] = []
+
+    def quarantine(cur: duckdb.DuckDBPyConnection) -> None:
+        try:
+            for name, pieces in ctx.datasets.items():
+                cur.register(name, pieces)
+            quarantined.extend(_write_quarantine(cur, ctx))
+        except BaseException as e:  # re-raised on the calling thread
+            errors.append(e)
+        finally:
+            cur.close()
+            ctx.stage_read.set()  # the lake writers may now delete the pieces they are done with
 
     def work(w: _LakeWriter) -> None:
         try:
@@ -992,12 +1061,17 @@ def _write(
             w.close()
 
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+    threads.append(threading.Thread(target=quarantine, args=(con.cursor(),), daemon=True))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
+    for pid in ctx.written_pieces:  # written while the quarantine still read the stage
+        _piece_path(ctx, pid).unlink(missing_ok=True)
+    if quarantined:
+        written[lake_mod.QUARANTINE] = quarantined
     for w in workers:
         for table, path in w.files:
             rel = path.relative_to(ctx.stage / "out")
@@ -1017,6 +1091,7 @@ class _LakeWriter:
         self.open: dict[tuple[str, int | None], tuple[pq.ParquetWriter, list[pa.Table], int]] = {}
         self.files: list[tuple[str, Path]] = []
         self.buffered = 0
+        self.repeated: dict[str, tuple[str, pa.Array]] = {}
         ts = int(ctx.now.timestamp() * 1_000_000)
         self.ingested_at = pa.scalar(ts, pa.timestamp("us", tz="UTC"))
 
@@ -1033,7 +1108,11 @@ class _LakeWriter:
                 if rows >= WRITE_BATCH_ROWS or i == reader.num_record_batches - 1:
                     self._write_batch(table, pa.Table.from_batches(group), offset)
                     group, rows = [], 0
-        _piece_path(self.ctx, pid).unlink()  # written: free its disk while the others work
+        if self.ctx.stage_read.is_set():  # written: free its disk while the others work
+            _piece_path(self.ctx, pid).unlink()
+        else:
+            with self.ctx.lock:
+                self.ctx.written_pieces.append(pid)
 
     def _write_batch(self, table: str, batch: pa.Table, offset: int) -> None:
         if batch.num_rows == 0:
@@ -1049,7 +1128,7 @@ class _LakeWriter:
             sub = batch if keep.all() else batch.filter(pa.array(keep))
             self._append(table, None, self._canonical(table, sub, offset))
             return
-        part = pc.fill_null(batch["_part"], -1).to_numpy()
+        part = _months(batch[schema.TIME_COLUMN[table]], keep)
         for month, rows in _by_month(part, keep, batch):
             self._append(table, month, self._canonical(table, rows, offset))
 
@@ -1059,14 +1138,25 @@ class _LakeWriter:
         cols = [sub[f.name] for f in schema.fields(table)]
         lo, hi = pc.min_max(sub["_fi"]).values()
         cols += [
-            _repeat(self.file_names[lo.as_py()].as_py(), n)
+            self._same(self.file_names[lo.as_py()].as_py(), n, "source")
             if lo == hi
             else self.file_names.take(sub["_fi"]),
             pc.add(sub["_row"], offset) if offset else sub["_row"],
             pa.repeat(self.ingested_at, n),
-            _repeat(self.ctx.batch_id, n),
+            self._same(self.ctx.batch_id, n, "batch_id"),
         ]
         return pa.Table.from_arrays(cols, schema=target)
+
+    def _same(self, value: str, n: int, column: str) -> pa.Array:
+        """``n`` times ``value``: a slice of the longest one built so far for ``column``.
+
+        Building it anew for every slice of a batch held the GIL for 0.5 s per 20M lines.
+        """
+        have = self.repeated.get(column)
+        if have is None or have[0] != value or len(have[1]) < n:
+            have = (value, _repeat(value, n))
+            self.repeated[column] = have
+        return have[1].slice(0, n)
 
     def _append(self, table: str, part: int | None, rows: pa.Table) -> None:
         key = (table, part)
@@ -1111,9 +1201,10 @@ def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple
     of the other months are gathered and sorted.
     """
     kept = part[keep]
-    if (kept < 0).any():  # pragma: no cover - the rules reject rows without a time
-        raise RuntimeError("accepted rows without a time in the stage")
-    months, counts = np.unique(kept, return_counts=True)
+    lo = int(kept.min())
+    counts = np.bincount(kept - lo)  # the months are few and close: no sort (np.unique)
+    months = np.flatnonzero(counts) + lo
+    counts = counts[counts > 0]
     if len(months) == 1:
         return [(int(months[0]), batch if keep.all() else batch.filter(pa.array(keep)))]
     big = counts * 8 >= len(kept)
@@ -1127,6 +1218,26 @@ def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple
             out.append((int(m), rows.slice(start, int(n))))
             start += int(n)
     return sorted(out, key=lambda x: x[0])
+
+
+def _months(ts: pa.ChunkedArray, keep: np.ndarray) -> np.ndarray:
+    """``year * 100 + month`` (UTC) of each row of the timestamps ``ts``; only kept rows count.
+
+    By bisection among the starts of the months the kept rows span (a few, usually): a fifth
+    of the CPU of numpy's calendar conversion, a tenth of DuckDB's ``year()``/``month()``.
+    """
+    if ts.null_count and not ts.is_valid().to_numpy(zero_copy_only=False)[keep].all():
+        raise RuntimeError("accepted rows without a time in the stage")  # pragma: no cover
+    us = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy()
+    kept = us[keep]
+    first, last = kept.min(), kept.max()
+    span = np.arange(
+        np.datetime64(int(first), "us").astype("datetime64[M]"),
+        np.datetime64(int(last), "us").astype("datetime64[M]") + 1,
+    )
+    index = np.searchsorted(span.astype("datetime64[us]").view(np.int64), us, side="right") - 1
+    m = span.view(np.int64)[np.maximum(index, 0)]  # months since 1970-01
+    return (m // 12 + 1970) * 100 + m % 12 + 1
 
 
 def _not_in(key: np.ndarray, dup: np.ndarray) -> np.ndarray:
@@ -1186,9 +1297,8 @@ def parquet_options(target: pa.Schema) -> dict:
     }
 
 
-def _write_quarantine(
-    con: duckdb.DuckDBPyConnection, ctx: _Ctx, written: dict[str, list[tuple[Path, str]]]
-) -> None:
+def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: _Ctx) -> list[tuple[Path, str]]:
+    """The rejected rows and duplicates as one staged file (none if there are none)."""
     meta = f"TIMESTAMPTZ '{ctx.now.isoformat()}' AS ingested_at, '{_q(ctx.batch_id)}' AS batch_id"
     quarantine_parts = []
     for table in sorted(ctx.tables):
@@ -1200,17 +1310,15 @@ def _write_quarantine(
             f"d._raw FROM dup_{table} d JOIN _files f ON f._fi = d._fi"
         )
     if not quarantine_parts:
-        return
+        return []
     qsql = " UNION ALL ".join(quarantine_parts)
     qpath = ctx.stage / "out" / lake_mod.QUARANTINE / f"part-{ctx.batch_id}.parquet"
     qpath.parent.mkdir(parents=True, exist_ok=True)
     n = con.execute(f"COPY ({qsql}) TO '{_q(qpath)}' (FORMAT parquet, COMPRESSION zstd)")
     if n.fetchone()[0]:
-        written[lake_mod.QUARANTINE] = [
-            (qpath, f"{lake_mod.QUARANTINE}/part-{ctx.batch_id}.parquet")
-        ]
-    else:
-        qpath.unlink(missing_ok=True)
+        return [(qpath, f"{lake_mod.QUARANTINE}/part-{ctx.batch_id}.parquet")]
+    qpath.unlink(missing_ok=True)
+    return []
 
 
 def _account(
