@@ -407,3 +407,32 @@ def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
     for month, t in got:
         expected = rows[keep & (part == month)]
         assert t["_row"].to_pylist() == expected.tolist()
+
+
+def test_months_of_kept_rows_match_the_calendar() -> None:
+    """Bisection among month starts gives each kept row its UTC year * 100 + month."""
+    from personas.ingest import _months
+
+    rng = np.random.default_rng(3)
+    us = rng.integers(
+        np.datetime64("2023-01-30T00:00:00", "us").astype(np.int64),
+        np.datetime64("2023-03-01T00:00:01", "us").astype(np.int64),
+        5000,
+    )
+    us[:40] = np.datetime64("1999-12-31T23:59:59.999999", "us").astype(np.int64)  # stray rows
+    us[40:45] = np.datetime64("2023-03-01T00:00:00", "us").astype(np.int64)  # a month's start
+    keep = rng.random(5000) > 0.1
+    keep[:45] = True
+    ts = pa.chunked_array(
+        [
+            pa.array(us[:2500], pa.timestamp("us", tz="UTC")),
+            pa.array(us[2500:], pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    months = us.astype("datetime64[us]").astype("datetime64[M]")
+    expected = (months.astype("datetime64[Y]").astype(int) + 1970) * 100 + (
+        months.astype(int) % 12 + 1
+    )
+    got = _months(ts, keep)
+    assert (got[keep] == expected[keep]).all()
+    assert set(got[keep]) == {199912, 202301, 202302, 202303}
