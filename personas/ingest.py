@@ -428,7 +428,7 @@ class _PieceTally:
 
     Gathered from the Arrow batches while they are written: the manifest's counts then need
     no scan of the stage (1.2 CPU-s per 20M lines), and the hashes of the duplicate search are
-    sorted here, on the staging threads, instead of read back from the stage afterwards.
+    kept aside here instead of read back from the stage afterwards.
     ``counts`` maps (input, output) to rows by verdict (``_ck``: 0 accepted, else the index of
     the failing check) and accepted rows by ``flag:<name>``.
     """
@@ -464,11 +464,9 @@ class _PieceTally:
             self.hashes.append(batch["_hash"].to_numpy()[accepted])
 
     def save_hashes(self, path: Path) -> None:
-        """Write the sorted hashes of the accepted rows (numpy's sort releases the GIL)."""
+        """Write the hashes of the accepted rows (unsorted: see :func:`_accepted_hashes`)."""
         if self.hashes is not None:
-            run = np.concatenate(self.hashes) if self.hashes else np.empty(0, np.uint64)
-            run.sort()
-            np.save(path, run)
+            np.save(path, np.concatenate(self.hashes) if self.hashes else np.empty(0, np.uint64))
         self.hashes = None
 
 
@@ -937,14 +935,16 @@ def _repeated_hashes_sql(
 def _accepted_hashes(ctx: _Ctx, table: str) -> np.ndarray:
     """The row hashes of every accepted staged row of ``table``, sorted.
 
-    Each piece's hashes were sorted as it was staged (:class:`_PieceTally`); the sorted runs
-    are merged by one stable sort, which finds and merges runs. DuckDB's ``GROUP BY _hash``
+    The hashes each piece kept aside as it was staged (:class:`_PieceTally`), in one sort:
+    numpy's default sort (SIMD on this machine's AVX-512) took 0.27 s for 20M hashes, less
+    than sorting each piece's on the staging threads (0.26 s) and merging the sorted runs
+    (0.37 s with the same sort, 0.6-0.7 s with the stable one). DuckDB's ``GROUP BY _hash``
     over the stage cost 4x the CPU (about 5 CPU-s per 20M rows).
     """
     runs = [np.load(_hash_path(ctx, pid)) for pid in ctx.parts[table]]
     merged = np.concatenate(runs) if runs else np.empty(0, np.uint64)
     runs.clear()
-    merged.sort(kind="stable")  # in place: one array and timsort's half-size buffer
+    merged.sort()  # in place
     return merged
 
 
