@@ -33,7 +33,7 @@ lint: setup  ## ruff
 	$(UV) run ruff format --check personas pipelines tests benchmarks
 
 bench: setup system-deps  ## all benchmarks, one after the other (about an hour; not part of the tests)
-	$(UV) run python benchmarks/bench_ingest.py --floor
+	$(UV) run python benchmarks/bench_ingest.py --floor --repeat 2
 	$(UV) run python benchmarks/bench_features.py --floor --lines-100m
 	$(UV) run python benchmarks/bench_btyd.py
 	$(UV) run python benchmarks/bench_report.py
