@@ -74,9 +74,9 @@ WRITE_BATCH_ROWS = 500_000
 ROW_GROUP_ROWS = 122_880
 #: ... and rows a writer holds across all months before it writes the biggest group early.
 BUFFER_ROWS = 300_000
-#: Accepted rows of one table up to which the duplicate hashes are sorted in memory (8 bytes a
-#: row, twice while sorting: 800 MB at this size); a larger batch counts them in DuckDB, which
-#: spills to disk beyond its memory limit.
+#: Accepted rows of one table up to which the duplicate hashes are kept aside while staging and
+#: sorted in memory (8 bytes a row, twice while sorting: 800 MB at this size); a larger batch
+#: stops keeping them and counts them in DuckDB, which spills to disk beyond its memory limit.
 HASH_SORT_MAX_ROWS = 50_000_000
 
 
@@ -157,7 +157,7 @@ class _Ctx:
     rule_names: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # by _ck - 1
     tallies: dict[int, _PieceTally] = field(default_factory=dict)  # piece -> its counts
     offsets: dict[int, int] = field(default_factory=dict)  # piece -> rows before its chunk
-    accepted: dict[str, int] = field(default_factory=dict)  # table -> rows the rules accept
+    hashed: dict[str, int] = field(default_factory=dict)  # table -> hashes kept aside so far
     part_no: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     lookup_cache: dict = field(default_factory=dict)
@@ -365,6 +365,7 @@ def _run(
     _note("read", progress, len(inputs), len(inputs))
     _stage_views(con, ctx)
     pause_point("staged")
+    _sum_tallies(ctx)
     _check_stage(con, inputs, ctx)
     _note("deduplicate", progress)
     _find_duplicates(con, ctx, lake)
@@ -407,7 +408,8 @@ def _stage_part(con: duckdb.DuckDBPyConnection, sql: str, table: str, ctx: _Ctx)
         STAGE_BATCH_ROWS
     )
     n = 0
-    tally = _PieceTally(ctx.flag_bits)
+    with ctx.lock:
+        tally = _PieceTally(ctx.flag_bits, HASH_SORT_MAX_ROWS - ctx.hashed.get(table, 0))
     try:
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as w:
             for batch in reader:
@@ -417,9 +419,14 @@ def _stage_part(con: duckdb.DuckDBPyConnection, sql: str, table: str, ctx: _Ctx)
     except (pa.ArrowException, OSError) as e:
         # DuckDB's error surfaced through the Arrow stream: hand it on as DuckDB's
         raise duckdb.Error(str(e)) from None
-    tally.save_hashes(_hash_path(ctx, pid))
-    with ctx.lock:
+    with ctx.lock:  # the room may have gone to pieces staged meanwhile
+        tally.hashed = tally.hashes is not None and tally.accepted <= (
+            HASH_SORT_MAX_ROWS - ctx.hashed.get(table, 0)
+        )
+        if tally.hashed:
+            ctx.hashed[table] = ctx.hashed.get(table, 0) + tally.accepted
         ctx.tallies[pid] = tally
+    tally.save_hashes(_hash_path(ctx, pid))
     return pid, n
 
 
@@ -430,14 +437,18 @@ class _PieceTally:
     no scan of the stage (1.2 CPU-s per 20M lines), and the hashes of the duplicate search are
     kept aside here instead of read back from the stage afterwards.
     ``counts`` maps (input, output) to rows by verdict (``_ck``: 0 accepted, else the index of
-    the failing check) and accepted rows by ``flag:<name>``.
+    the failing check) and accepted rows by ``flag:<name>``. The hashes are kept while the
+    table's accepted rows stay within ``room`` (what :data:`HASH_SORT_MAX_ROWS` leaves);
+    ``hashed`` says whether they were written.
     """
 
-    def __init__(self, flag_bits: dict[str, int]):
+    def __init__(self, flag_bits: dict[str, int], room: int):
         self.flag_bits = dict(flag_bits)
+        self.room = room
         self.counts: dict[tuple[int, int], dict[int | str, int]] = {}
         self.accepted = 0
-        self.hashes: list[np.ndarray] | None = []  # None: too many to sort in memory
+        self.hashes: list[np.ndarray] | None = []  # None: no room left
+        self.hashed = False
 
     def add(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
@@ -458,14 +469,14 @@ class _PieceTally:
                 if flagged := int(np.count_nonzero(kept & (1 << bit))):
                     counts[f"flag:{name}"] = counts.get(f"flag:{name}", 0) + flagged
         self.accepted += int(np.count_nonzero(accepted))
-        if self.hashes is not None and self.accepted > HASH_SORT_MAX_ROWS:
+        if self.hashes is not None and self.accepted > self.room:
             self.hashes = None  # the batch's hashes are then found in DuckDB
         if self.hashes is not None:
             self.hashes.append(batch["_hash"].to_numpy()[accepted])
 
     def save_hashes(self, path: Path) -> None:
         """Write the hashes of the accepted rows (unsorted: see :func:`_accepted_hashes`)."""
-        if self.hashes is not None:
+        if self.hashed and self.hashes is not None:
             np.save(path, np.concatenate(self.hashes) if self.hashes else np.empty(0, np.uint64))
         self.hashes = None
 
@@ -771,18 +782,11 @@ def _check_personal(raw: RawSource, source: Source) -> None:
         )
 
 
-def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx) -> None:
-    """Refuse files that are empty, or in which most values of a column do not parse.
-
-    First the tallies of the staged pieces are summed into the counts by rule and flag that
-    the manifest records (``ctx.stats``) and the accepted rows per table (``ctx.accepted``:
-    they decide how :func:`_repeated_hashes` finds the repeated hashes).
-    """
+def _sum_tallies(ctx: _Ctx) -> None:
+    """``ctx.stats``: the staged pieces' counts by input and output, rule and flag."""
     for table in sorted(ctx.tables):
         for pid in ctx.parts[table]:
-            tally = ctx.tallies[pid]
-            ctx.accepted[table] = ctx.accepted.get(table, 0) + tally.accepted
-            for (fi, oi), by_verdict in tally.counts.items():
+            for (fi, oi), by_verdict in ctx.tallies[pid].counts.items():
                 st = ctx.stats.setdefault((fi, oi), {"candidates": 0, "quarantined": 0})
                 for verdict, n in by_verdict.items():
                     if isinstance(verdict, str):  # flag:<name>
@@ -793,6 +797,10 @@ def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx
                         rule = f"rule:{ctx.rule_names[(fi, oi)][verdict - 1]}"
                         st["quarantined"] += n
                         st[rule] = st.get(rule, 0) + n
+
+
+def _check_stage(con: duckdb.DuckDBPyConnection, inputs: list[_Input], ctx: _Ctx) -> None:
+    """Refuse files that are empty, or in which most values of a column do not parse."""
     counts = {k: (v["candidates"], v.get("rule:bad_value", 0)) for k, v in ctx.stats.items()}
     for inp in inputs:
         n = counts.get((inp.fi, 0), (0, 0))[0]
@@ -896,7 +904,7 @@ def _repeated_hashes(
     ``lake_hashes`` is a query of the hashes of the lake rows the batch could repeat (None:
     there are none).
     """
-    if ctx.accepted.get(table, 0) > HASH_SORT_MAX_ROWS:
+    if not all(ctx.tallies[pid].hashed for pid in ctx.parts[table]):  # too many to sort
         return _repeated_hashes_sql(con, table, lake_hashes)
     ordered = _accepted_hashes(ctx, table)
     if not len(ordered):  # nothing accepted: nothing can repeat

@@ -436,3 +436,40 @@ def test_months_of_kept_rows_match_the_calendar() -> None:
     got = _months(ts, keep)
     assert (got[keep] == expected[keep]).all()
     assert set(got[keep]) == {199912, 202301, 202302, 202303}
+
+
+@pytest.mark.parametrize("room", ["all", "part", "none"])
+def test_duplicates_found_alike_when_the_hash_room_runs_out(
+    tmp_path: Path, monkeypatch, room: str
+) -> None:
+    """Chunks past the in-memory hash budget send the duplicate search to DuckDB: same lake."""
+    import personas.ingest as ingest_mod
+
+    f = tmp_path / "big.csv.gz"
+    _big_file(f, 20_000)
+    text = gzip.decompress(f.read_bytes()).decode().splitlines(keepends=True)
+    f.write_bytes(gzip.compress("".join(text + text[1:501] + text[15_001:15_301]).encode()))
+    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
+    limit = {"all": 10**9, "part": 8_000, "none": 0}[room]
+    monkeypatch.setattr(ingest_mod, "HASH_SORT_MAX_ROWS", limit)
+    in_duckdb: list[str] = []
+    sql_path = ingest_mod._repeated_hashes_sql
+
+    def spy(con, table, lake_hashes):
+        in_duckdb.append(table)
+        return sql_path(con, table, lake_hashes)
+
+    monkeypatch.setattr(ingest_mod, "_repeated_hashes_sql", spy)
+    report = ingest([f], _mapping(tmp_path), tmp_path / "lake")
+    assert report.totals() == {
+        "rows_in": 20_800,
+        "accepted": 20_000,
+        "quarantined": 0,
+        "duplicates": 800,
+    }
+    assert in_duckdb == ([] if room == "all" else ["transactions"])
+    con = Lake(tmp_path / "lake").connect()
+    assert con.execute(
+        "SELECT count(DISTINCT order_id), max(source_row) FROM transactions"
+    ).fetchone() == (20_000, 20_000)
