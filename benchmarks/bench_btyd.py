@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from personas.btyd import (
+from personas.features.btyd import (
     BetaGeoModel,
     GammaGammaModel,
     _bgnbd_loglik,

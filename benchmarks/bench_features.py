@@ -70,8 +70,8 @@ def _best(repeat: int, code: str, *args: str) -> dict:
 PREPARE = r"""
 import json, os, sys, glob
 os.environ.setdefault("PERSONAS_PII_KEY", "bench-only")
-from personas.synthetic import generate
-from personas.ingest import ingest
+from personas.synthetic.retailer import generate
+from personas.ingest.batch import ingest
 raw, lake, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if not os.path.exists(os.path.join(raw, "meta.json")):
     generate(raw, customers=n, seed=0)
@@ -84,7 +84,7 @@ print(json.dumps(Lake(lake).counts()))
 
 DUCKDB = r"""
 import json, sys
-from personas.features import build_features
+from personas.features.build import build_features
 lake, out, as_of, mem = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 fs = build_features(lake, as_of, out, memory_limit=None if mem == "-" else mem,
                     clv=sys.argv[5] == "1")

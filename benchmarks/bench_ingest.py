@@ -121,7 +121,7 @@ def _prepare(args: argparse.Namespace) -> Path:
     t = time.perf_counter()
     if args.data == "synthetic":
         try:
-            from personas.synthetic import generate
+            from personas.synthetic.retailer import generate
 
             print(f"generating {args.rows:,} synthetic order lines ...", flush=True)
             generate(target, customers=max(1, args.rows // 20), seed=0)
@@ -197,7 +197,7 @@ def _run_child(args: argparse.Namespace, name: str, data: Path, out: Path) -> di
 
 def _child(args: argparse.Namespace) -> None:
     if args.child == "ours":
-        from personas.ingest import ingest
+        from personas.ingest.batch import ingest
 
         kw = {}
         if args.memory_limit:
@@ -210,7 +210,7 @@ def _child(args: argparse.Namespace) -> None:
         print(
             json.dumps(
                 {
-                    "name": "personas.ingest (rules, dedupe, lake)",
+                    "name": "personas.ingest.batch (rules, dedupe, lake)",
                     "rows": t["rows_in"],
                     "detail": detail,
                 }

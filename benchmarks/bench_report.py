@@ -18,8 +18,8 @@ What is measured, per variant, in headless Chromium with the network blocked:
 
 Variants:
 
-* ``ours``: :func:`personas.report.render` - plotly.js once, figure JSON, map capped at
-  :data:`personas.plots.MAP_CAP` dots, radars drawn when their tab opens;
+* ``ours``: :func:`personas.publish.report.render` - plotly.js once, figure JSON, map capped at
+  :data:`personas.publish.plots.MAP_CAP` dots, radars drawn when their tab opens;
 * ``ours-uncapped`` (1M only): the same page with every customer on the map, i.e. what the cap
   buys;
 * ``naive``: what a first version usually does - ``fig.to_html(include_plotlyjs=True)`` for
@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personas import plots, report
+from personas.publish import plots, report
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -69,9 +69,9 @@ def build_10k(work: Path) -> Path:
     """A 10,000-customer run through the real pipeline."""
     os.environ.setdefault("PERSONAS_PII_KEY", "benchmark-only-key")
     from personas.discover import discover
-    from personas.features import build_features
-    from personas.ingest import ingest
-    from personas.synthetic import generate
+    from personas.features.build import build_features
+    from personas.ingest.batch import ingest
+    from personas.synthetic.retailer import generate
 
     raw = work / "raw"
     generate(raw, customers=10_000, seed=0)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from personas.discover import load_model
 from personas.errors import PersonasError
-from personas.segment import NOT_PROFILED
+from personas.segment.segmenter import NOT_PROFILED
 
 
 @dataclass

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from personas import identity as ident
 from personas.config import SegmentationConfig
-from personas.embed import persona_map
-from personas.features import load_features
+from personas.features.build import load_features
 from personas.features.catalog import display_names
-from personas.profiles import build_profiles, dumps
-from personas.segment import PersonaSegmenter
+from personas.profile import identity as ident
+from personas.profile.profiles import build_profiles, dumps
+from personas.segment.embed import persona_map
+from personas.segment.segmenter import PersonaSegmenter
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -169,11 +169,11 @@ _RULE = (
 )
 
 TRUSTED = [
-    "personas.segment.PersonaSegmenter",
-    "personas.selection.Fitted",
-    "personas.preprocess.GroupWeights",
-    "personas.preprocess.signed_log1p",
-    "personas.preprocess.soft_clip",
+    "personas.segment.segmenter.PersonaSegmenter",
+    "personas.segment.selection.Fitted",
+    "personas.segment.preprocess.GroupWeights",
+    "personas.segment.preprocess.signed_log1p",
+    "personas.segment.preprocess.soft_clip",
 ]
 
 

@@ -36,7 +36,7 @@ def _log_progress(prefix: str, every: float = 0.1):
 # ---- tasks -------------------------------------------------------------------------------
 @task(name="ingest-sources", retries=2, retry_delay_seconds=[2, 10])
 def ingest_task(sources: list[str], mapping: str, lake_dir: str) -> dict[str, Any]:
-    from personas.ingest import ingest
+    from personas.ingest.batch import ingest
 
     report = ingest(sources, mapping, lake_dir, progress=_log_progress("ingest"))
     get_run_logger().info(report.summary())
@@ -58,7 +58,7 @@ def features_task(
     threads: int | None,
     clv: bool,
 ) -> str:
-    from personas.features import build_features
+    from personas.features.build import build_features
 
     fs = build_features(
         lake_dir, as_of, features_dir, memory_limit=memory_limit, threads=threads, clv=clv
@@ -101,7 +101,7 @@ def discover_task(
 
 @task(name="publish-run")
 def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict[str, Any]:
-    from personas.publish import publish
+    from personas.publish.publication import publish
 
     res = publish(run_dir, published_dir, lake_dir=lake_dir)
     return {
@@ -152,7 +152,7 @@ def publish_flow(
     run_dir: str, published_dir: str = "data/published", lake_dir: str | None = "data/lake"
 ) -> dict[str, Any]:
     """Write report, cards and audiences; switch ``published/latest`` only on success."""
-    from personas.publish import summary_markdown, summary_table
+    from personas.publish.publication import summary_markdown, summary_table
 
     out = publish_task(run_dir, published_dir, lake_dir)
     profiles = json.loads((Path(run_dir) / "profiles.json").read_text(encoding="utf-8"))

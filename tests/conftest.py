@@ -59,7 +59,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic retailer exports (3,000 customers, clean planted personas), made once."""
-    from personas.synthetic import generate
+    from personas.synthetic.retailer import generate
 
     out = tmp_path_factory.mktemp("demo") / "raw"
     generate(out, customers=3000, seed=7)
@@ -74,7 +74,7 @@ def demo_files(demo_raw: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def demo_lake(demo_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo exports ingested into a lake (shared read-only by tests)."""
-    from personas.ingest import ingest
+    from personas.ingest.batch import ingest
 
     lake = tmp_path_factory.mktemp("demo_lake") / "lake"
     ingest(demo_files, "demo", lake)
@@ -84,7 +84,7 @@ def demo_lake(demo_files: list[Path], tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="session")
 def uci_lake(tmp_path_factory: pytest.TempPathFactory):
     """All 305 UCI Online Retail daily files ingested once per session: (lake, report)."""
-    from personas.ingest import ingest
+    from personas.ingest.batch import ingest
 
     files = shared_data("uci-online-retail", "by-day")
     lake = tmp_path_factory.mktemp("uci") / "lake"

@@ -1,267 +1,29 @@
-"""Per-customer features as of a date, computed in DuckDB over the lake.
+"""Per-customer features as of a date: the catalogue, the SQL, CLV models and the DuckDB build.
 
-``build_features(lake, as_of, out_dir)`` writes ``features.parquet`` (one row per customer) and
-``catalog.json`` (which features exist for this data and what each means). Results are written
-by DuckDB's ``COPY`` so that millions of customers never have to fit in Python memory; only the
-small BG/NBD inputs (four numbers per customer) pass through numpy.
+The catalogue (:mod:`personas.features.catalog`) is plain Python, so plots, reports and
+explanations read what a feature means without loading DuckDB; ``build_features`` and
+``compute`` (:mod:`personas.features.build`) run the SQL over the lake.
 """
 
-from __future__ import annotations
-
-import json
-import logging
-import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
-
-import duckdb
-import pandas as pd
-import pyarrow as pa
-
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
-from personas.features.clv import score_summary, summary_from_lake
-from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
-from personas.lake import Lake
+from personas.lazy import attach
 
+__getattr__, __dir__, _lazy = attach(
+    __name__,
+    {
+        "FeatureSet": "build",
+        "build_features": "build",
+        "compute": "build",
+        "load_features": "build",
+        "default_as_of": "build",
+    },
+    submodules=("btyd", "build", "catalog", "clv", "docs", "portable", "sql", "value"),
+)
 __all__ = [
     "CATALOG",
     "GROUPS",
     "Feature",
-    "FeatureSet",
-    "build_features",
-    "compute",
     "label",
-    "load_features",
     "lookup",
+    *_lazy,
 ]
-
-log = logging.getLogger(__name__)
-
-CLV = "_personas_clv"  # the CLV scores, joined into the features by name
-
-
-@dataclass
-class FeatureSet:
-    """Where a feature build wrote its output and what it holds."""
-
-    path: Path
-    catalog_path: Path
-    as_of: date
-    columns: list[str]
-    customers: int
-    seconds: float
-
-
-def compute(
-    con: duckdb.DuckDBPyConnection,
-    as_of: date | str,
-    tables: set[str] | None = None,
-    clv: bool = True,
-) -> pd.DataFrame:
-    """Features for every customer known before ``as_of`` as a DataFrame (small data, notebooks).
-
-    ``con`` must have views ``transactions`` (and optionally ``customers``, ``events``,
-    ``feedback``) in the canonical schema, e.g. from :meth:`personas.lake.Lake.connect`.
-    """
-    as_of = _as_date(as_of)
-    ctx = probe(con, as_of, tables if tables is not None else _present(con))
-    with _staged(con, ctx, clv) as (sql, _):
-        df = con.execute(sql).fetch_df()
-    return df.set_index("customer_id")
-
-
-@contextmanager
-def _staged(
-    con: duckdb.DuckDBPyConnection, ctx: Context, clv: bool
-) -> Iterator[tuple[str, list[str]]]:
-    """Run the steps of the feature plan (and the CLV fit); yield the final query, columns.
-
-    The purchase days are dropped once timing, campaign response and the BG/NBD inputs are
-    taken from them, before the large aggregations start; the other steps are dropped on exit.
-    The BG/NBD and Gamma-Gamma fits are numpy work on one core, so they run in a thread beside
-    the next SQL steps (DuckDB releases the GIL) instead of leaving the second core idle; their
-    scores reach the final query as an Arrow table, joined in SQL.
-    """
-    steps, _, _ = feature_plan(ctx)
-    names = [name for name, _ in steps]
-    days = DAYS in names
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="personas-clv")
-    fit: Future | None = None
-    extra: list[tuple[str, list[str]]] = []
-
-    def done_with_days() -> None:
-        nonlocal days, fit
-        if clv:
-            summary = summary_from_lake(con, ctx.as_of, days=DAYS)
-            fit = pool.submit(_timed_scores, summary, ctx.as_of)
-        con.execute(f"DROP TABLE {DAYS}")
-        days = False
-
-    try:
-        for name, sql in steps:
-            if days and name not in DAY_STEPS:
-                done_with_days()
-            t = time.perf_counter()
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-            log.info("features: step %s in %.1f s", name.removeprefix("_personas_"), _since(t))
-        if days:
-            done_with_days()
-        scores = fit.result() if fit is not None else None
-        if scores is not None:
-            con.register(CLV, scores)
-            extra.append((CLV, [c for c in scores.column_names if c != "customer_id"]))
-        _, sql, columns = feature_plan(ctx, extra)
-        yield sql, columns
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for name in names:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
-        if extra:
-            con.unregister(CLV)
-
-
-def _timed_scores(summary: pa.Table, as_of: date) -> pa.Table | None:
-    t = time.perf_counter()
-    scores = score_summary(summary, as_of)
-    log.info("features: BG/NBD and Gamma-Gamma fitted and scored in %.1f s", _since(t))
-    return scores
-
-
-def build_features(
-    lake: Lake | str | Path,
-    as_of: date | str | None,
-    out_root: str | Path,
-    memory_limit: str | None = None,
-    threads: int | None = None,
-    clv: bool = True,
-) -> FeatureSet:
-    """Compute features as of ``as_of`` (default: the day after the last transaction)."""
-    t0 = time.perf_counter()
-    lake = lake if isinstance(lake, Lake) else Lake(lake)
-    con = lake.connect(memory_limit=memory_limit, threads=threads)
-    tables = set(lake.tables())
-    if "transactions" not in tables:
-        from personas.errors import NotEnoughDataError
-
-        raise NotEnoughDataError(
-            f"the lake {lake.root} has no transactions; ingest some first "
-            "(personas ingest <files> --mapping <yaml>)"
-        )
-    as_of = _as_date(as_of) if as_of else default_as_of(con)
-    t = time.perf_counter()
-    ctx = probe(con, as_of, tables)
-    log.info("features: probed the lake in %.1f s", _since(t))
-    out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".features.tmp.parquet"
-    final = out_dir / "features.parquet"
-    with _staged(con, ctx, clv) as (sql, columns):
-        t = time.perf_counter()
-        con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-        log.info("features: joined, value indices and written in %.1f s", _since(t))
-    n = con.execute(
-        f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
-    ).fetchone()[0]
-    tmp.replace(final)
-    cat = catalog_json(ctx, columns, n, lake)
-    catalog_path = out_dir / "catalog.json"
-    catalog_path.write_text(json.dumps(cat, indent=1), encoding="utf-8")
-    con.close()
-    return FeatureSet(final, catalog_path, as_of, columns, n, time.perf_counter() - t0)
-
-
-def load_features(path: str | Path) -> pd.DataFrame:
-    """Read a features.parquet (or its folder) into a DataFrame indexed by customer_id."""
-    import pyarrow.parquet as pq
-
-    p = Path(path)
-    if p.is_dir():
-        p = p / "features.parquet"
-    # read the file alone: pyarrow would otherwise turn the folder name as_of=... into a column
-    return pq.ParquetFile(p).read().to_pandas().set_index("customer_id")
-
-
-def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
-    """The day after the last transaction: everything ingested counts."""
-    last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]
-    if last is None:
-        from personas.errors import NotEnoughDataError
-
-        raise NotEnoughDataError("no transactions in the lake")
-    return (pd.Timestamp(last).tz_convert("UTC").normalize() + pd.Timedelta(days=1)).date()
-
-
-def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
-    feats = []
-    for c in columns:
-        try:
-            f = lookup(c)
-        except KeyError:
-            if c == "lifecycle":
-                feats.append(
-                    {
-                        "name": c,
-                        "group": "profile",
-                        "label": "Lifecycle stage",
-                        "definition": "prospect (no purchase), one_time or repeat",
-                        "unit": "class",
-                        "tables": ["transactions"],
-                        "segment": False,
-                        "kind": "categorical",
-                        "higher_is": "",
-                    }
-                )
-            continue
-        feats.append(
-            {
-                "name": f.name,
-                "group": f.group,
-                "label": f.label,
-                "definition": f.definition,
-                "unit": f.unit,
-                "tables": list(f.tables),
-                "segment": f.segment,
-                "kind": f.kind,
-                "higher_is": f.higher_is,
-            }
-        )
-    return {
-        "as_of": ctx.as_of.isoformat(),
-        "customers": n,
-        "tables": sorted(ctx.tables),
-        "lake_fingerprint": lake.fingerprint(),
-        "categories": ctx.categories,
-        "channels": ctx.channels,
-        "features": feats,
-    }
-
-
-def _present(con: duckdb.DuckDBPyConnection) -> set[str]:
-    out = set()
-    for t in ("transactions", "customers", "events", "feedback"):
-        try:
-            if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)").fetchone()[0]:
-                out.add(t)
-        except duckdb.CatalogException:
-            pass
-    return out
-
-
-def _as_date(d: date | str | datetime) -> date:
-    if isinstance(d, datetime):
-        return d.date()
-    if isinstance(d, date):
-        return d
-    return date.fromisoformat(str(d))
-
-
-def _since(t: float) -> float:
-    return time.perf_counter() - t
-
-
-def _q(p: object) -> str:
-    return str(p).replace("'", "''")

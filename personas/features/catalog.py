@@ -314,7 +314,7 @@ CATALOG: tuple[Feature, ...] = (
         higher_is="better",
         fmt="{:.0%}",
     ),
-    # clv (filled from personas.btyd) -----------------------------------------------------------
+    # clv (filled from personas.features.btyd) -----------------------------------------------
     Feature(
         "p_alive",
         "clv",

@@ -2,7 +2,7 @@
 
 The models need four numbers per customer, so DuckDB reduces millions of order lines to that
 summary and only the summary crosses into numpy. Definitions match
-:func:`personas.btyd.rfm_summary`: purchases are positive-value customer-days, frequency
+:func:`personas.features.btyd.rfm_summary`: purchases are positive-value customer-days, frequency
 counts repeat days, time is in weeks.
 """
 
@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from personas import btyd
+from personas.features import btyd
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ def rfm_sql(as_of: date, days: str | None = None) -> str:
     """Per-customer BTYD summary (weeks) of positive-value purchase days before ``as_of``.
 
     T runs to the last day before ``as_of`` (the last day of the calibration period), as in
-    Fader, Hardie & Lee's CDNOW analysis and :func:`personas.btyd.rfm_summary`. ``days`` names
-    a relation of purchase days already computed (:data:`personas.features.sql.DAYS`); without
-    it they are computed here.
+    Fader, Hardie & Lee's CDNOW analysis and :func:`personas.features.btyd.rfm_summary`.
+    ``days`` names a relation of purchase days already computed
+    (:data:`personas.features.sql.DAYS`); without it they are computed here.
     """
     from personas.features.sql import Context, _days_sql, day_number
 

@@ -64,7 +64,7 @@ among repeat customers; the others get explicit groups.
 
 ## BG/NBD and Gamma-Gamma
 
-The `clv` group comes from `personas.btyd`: BG/NBD (Fader, Hardie & Lee 2005) for repeat
+The `clv` group comes from `personas.features.btyd`: BG/NBD (Fader, Hardie & Lee 2005) for repeat
 purchasing and drop-out, Gamma-Gamma for spend per purchase, both fitted by maximum likelihood
 on purchase days before D (weekly time unit). On the CDNOW 1/10 sample with the 39-week
 calibration period the fit reproduces the published parameters to within 0.2%; see

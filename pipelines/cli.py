@@ -1,0 +1,433 @@
+"""The ``personas`` command line.
+
+Each pipeline step is a subcommand that calls the library (with a progress bar); ``refresh``
+and ``demo`` run the Prefect ``refresh`` flow end to end; ``serve`` schedules it. Errors that
+the package raises on purpose are printed as one clear message, without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+DEMO_KEY = "personas-demo-key-not-secret"
+
+
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A tqdm bar driven by the library's ``progress(step, done, total)`` callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=0,
+        desc=desc,
+        unit="step",
+        leave=True,
+        disable=not sys.stderr.isatty() and os.environ.get("PERSONAS_PROGRESS") != "1",
+    )
+
+    def cb(step: str, done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.reset(total=total)
+        bar.set_postfix_str(step, refresh=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield cb
+    finally:
+        bar.close()
+
+
+def _prefect_env() -> None:
+    """Quiet, offline-friendly Prefect defaults (a user's own settings win)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        from personas.errors import PersonasError
+
+        try:
+            return super().invoke(ctx)
+        except PersonasError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="personas")
+def main() -> None:
+    """Buyer personas from purchase and behaviour data.
+
+    \b
+    Typical use:
+      personas demo                                   # synthetic data, end to end
+      personas ingest exports/*.csv.gz --mapping my.yaml
+      personas refresh                                # features -> personas -> report
+      personas serve --cron "0 3 * * *"               # nightly, needs `prefect server start`
+
+    Data lives under --workspace (default ./data): lake/, features/, runs/, published/.
+    """
+
+
+workspace_opt = click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Workspace folder (default: data, or the config's workspace).",
+)
+config_opt = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="personas.yaml with settings (optional).",
+)
+
+
+def _cfg(config_path: str | None, workspace: str | None, **over: object):
+    from personas.config import load_config
+
+    return load_config(config_path, workspace=workspace, **over)
+
+
+@main.command()
+@click.option("--customers", "-n", default=10_000, show_default=True, help="Customers to generate.")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--noise",
+    type=click.Choice(["clean", "noisy"]),
+    default="clean",
+    show_default=True,
+    help="How strongly the planted personas overlap.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    default="data/demo/raw",
+    show_default=True,
+    help="Folder for the generated export files.",
+)
+def generate(customers: int, seed: int, noise: str, out: str) -> None:
+    """Write synthetic retailer exports with planted personas (truth.parquet beside them)."""
+    from personas.synthetic.retailer import generate as gen
+
+    with progress_bar("generate") as cb:
+        info = gen(
+            out,
+            customers=customers,
+            seed=seed,
+            noise=noise,
+            progress=lambda d, t: cb("customers", d, t),
+        )
+    for name, n in info.rows.items():
+        click.echo(f"  {name:<13} {n:>12,} rows")
+    click.echo(f"wrote {out} (ground truth: {Path(out) / 'truth.parquet'})")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--mapping",
+    "-m",
+    required=True,
+    help="Mapping YAML, or a shipped one: demo, online_retail, cdnow, dunnhumby, hillstrom.",
+)
+@click.option(
+    "--lake",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Lake folder (default: <workspace>/lake).",
+)
+@workspace_opt
+@config_opt
+def ingest(
+    files: tuple[str, ...],
+    mapping: str,
+    lake: str | None,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
+    """Ingest FILES (or folders) into the lake as one atomic batch.
+
+    Prints the row accounting: input = accepted + quarantined + duplicates. Files already in
+    the lake (same content) are skipped.
+    """
+    from personas.ingest.batch import ingest as run
+
+    cfg = _cfg(config_path, workspace)
+    lake_dir = Path(lake) if lake else cfg.lake_dir
+    with progress_bar("ingest") as cb:
+        report = run(list(files), mapping, lake_dir, progress=cb)
+    click.echo(report.summary())
+    click.echo(f"lake: {lake_dir}")
+
+
+@main.command()
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Use data before this date (default: day after the last transaction).",
+)
+@click.option("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB.")
+@workspace_opt
+@config_opt
+def features(
+    as_of: object, memory_limit: str | None, workspace: str | None, config_path: str | None
+) -> None:
+    """Compute per-customer features as of a date into <workspace>/features/."""
+    from personas.features.build import build_features
+
+    cfg = _cfg(config_path, workspace)
+    fs = build_features(
+        cfg.lake_dir,
+        as_of.date() if as_of else cfg.features.as_of,
+        cfg.features_dir,
+        memory_limit=memory_limit or cfg.features.memory_limit,
+    )
+    click.echo(
+        f"{fs.customers:,} customers x {len(fs.columns)} features as of {fs.as_of} "
+        f"in {fs.seconds:.1f} s -> {fs.path}"
+    )
+
+
+@main.command()
+@click.option(
+    "--features",
+    "features_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="features.parquet (default: the newest under <workspace>/features).",
+)
+@click.option("--k", default=None, help="Number of personas, or auto.")
+@click.option("--seed", type=int, default=None, help="Random seed.")
+@workspace_opt
+@config_opt
+def discover(
+    features_path: str | None,
+    k: str | None,
+    seed: int | None,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
+    """Discover personas and write a run folder under <workspace>/runs/."""
+    from personas.discover import discover as run
+
+    cfg = _cfg(
+        config_path, workspace, **{"segmentation.k": _k(k), "segmentation.random_state": seed}
+    )
+    path = Path(features_path) if features_path else _newest_features(cfg.features_dir)
+    latest = cfg.published_dir / "latest"
+    with progress_bar("discover") as cb:
+        res = run(
+            path, cfg.runs_dir, latest if latest.exists() else None, cfg.segmentation, progress=cb
+        )
+    click.echo(
+        f"{res.k} personas ({res.algorithm}), stability {res.stability:.2f}, "
+        f"rule fidelity {res.fidelity:.2f} in {res.seconds:.0f} s -> {res.run_dir}"
+    )
+
+
+@main.command()
+@click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@workspace_opt
+@config_opt
+def publish(run_dir: str | None, workspace: str | None, config_path: str | None) -> None:
+    """Write report, cards and audiences for RUN_DIR (default: newest run) and publish it."""
+    from personas.publish.publication import publish as run
+
+    cfg = _cfg(config_path, workspace)
+    rd = Path(run_dir) if run_dir else _newest_run(cfg.runs_dir)
+    res = run(rd, cfg.published_dir, lake_dir=cfg.lake_dir if cfg.lake_dir.exists() else None)
+    click.echo(f"report: {res.report}\npublished: {res.latest}")
+
+
+@main.command()
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Files or folders to ingest first (repeatable).",
+)
+@click.option("--mapping", "-m", default=None, help="Mapping for --source.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@workspace_opt
+@config_opt
+def refresh(
+    sources: tuple[str, ...],
+    mapping: str | None,
+    as_of: object,
+    workspace: str | None,
+    config_path: str | None,
+) -> None:
+    """Run the Prefect refresh flow: ingest (optional) -> features -> personas -> publish.
+
+    Without a running Prefect server the flow runs on a temporary local one (start-up takes
+    10-30 s). The last good publication stays in place if anything fails.
+    """
+    _prefect_env()
+    from pipelines.flows import refresh as flow
+
+    t0 = time.perf_counter()
+    out = flow(
+        config_path=config_path,
+        sources=list(sources) or None,
+        mapping=mapping,
+        workspace=workspace,
+        as_of=as_of.date() if as_of else None,
+    )
+    click.echo(f"refresh finished in {time.perf_counter() - t0:.0f} s")
+    click.echo(f"report: {out['publish']['report']}")
+
+
+@main.command()
+@click.option("--customers", "-n", default=10_000, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--workspace", "-w", type=click.Path(file_okay=False), default="data", show_default=True
+)
+def demo(customers: int, seed: int, workspace: str) -> None:
+    """Generate the synthetic demo retailer and run the refresh flow on it end to end."""
+    _prefect_env()
+    if "PERSONAS_PII_KEY" not in os.environ:
+        os.environ["PERSONAS_PII_KEY"] = DEMO_KEY
+        click.echo("note: PERSONAS_PII_KEY not set; using a demo-only key to hash e-mails")
+    raw = Path(workspace) / "demo" / "raw"
+    t0 = time.perf_counter()
+    meta = raw / "meta.json"
+    if not meta.exists() or not _same_demo(meta, customers, seed):
+        from personas.synthetic.retailer import generate as gen
+
+        with progress_bar("generate") as cb:
+            gen(raw, customers=customers, seed=seed, progress=lambda d, t: cb("customers", d, t))
+    from pipelines.flows import refresh as flow
+
+    files = sorted(str(p) for p in raw.iterdir() if p.name.endswith((".csv.gz", ".jsonl.gz")))
+    out = flow(sources=files, mapping="demo", workspace=workspace)
+    click.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f} s")
+    click.echo(f"report: {Path(out['publish']['report']).resolve()}")
+    click.echo(f"open it in a browser, e.g.  xdg-open {Path(out['publish']['report'])}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Run whose model to use (default: the published one).",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Output file (.parquet or .csv; default: <file>.personas.parquet).",
+)
+@workspace_opt
+@config_opt
+def assign(
+    file: str, run_dir: str | None, out: str | None, workspace: str | None, config_path: str | None
+) -> None:
+    """Score customers in FILE (a features table) with a published persona model.
+
+    New customers and prospects get a persona or an explicit "not yet profiled" group.
+    """
+    from personas.assign import assign_file
+
+    cfg = _cfg(config_path, workspace)
+    rd = Path(run_dir) if run_dir else cfg.published_dir / "latest"
+    res = assign_file(file, rd, out)
+    click.echo(res.summary())
+
+
+@main.command()
+@click.option("--cron", required=True, help='Cron schedule, e.g. "0 3 * * *" (03:00 daily).')
+@click.option("--name", default="personas-refresh", show_default=True)
+@config_opt
+def serve(cron: str, name: str, config_path: str | None) -> None:
+    """Serve the refresh deployment on a cron schedule (needs a Prefect server).
+
+    Start one first in another terminal:  uv run prefect server start
+    and point this process at it:  export PREFECT_API_URL=http://127.0.0.1:4200/api
+    """
+    _prefect_env()
+    if not os.environ.get("PREFECT_API_URL"):
+        from personas.errors import PersonasError
+
+        raise PersonasError(
+            "serve needs a running Prefect server for its schedule: start one with "
+            "`uv run prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    from pipelines.serve import serve_refresh
+
+    serve_refresh(cron=cron, name=name, config_path=config_path)
+
+
+@main.command()
+@workspace_opt
+@config_opt
+def status(workspace: str | None, config_path: str | None) -> None:
+    """Show what the lake holds and which run is published."""
+    from personas.lake import Lake
+
+    cfg = _cfg(config_path, workspace)
+    lake = Lake(cfg.lake_dir)
+    batches = lake.batches()
+    click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
+    for t, n in lake.counts().items():
+        click.echo(f"  {t:<13} {n:>12,} rows")
+    latest = cfg.published_dir / "latest"
+    click.echo(f"published: {latest.resolve() if latest.exists() else 'nothing yet'}")
+
+
+def _k(k: str | None) -> object:
+    if k is None or k == "auto":
+        return k
+    try:
+        return int(k)
+    except ValueError:
+        raise click.BadParameter(f"--k {k!r}: expected 'auto' or a whole number") from None
+
+
+def _newest_features(root: Path) -> Path:
+    cands = sorted(root.glob("as_of=*/features.parquet"))
+    if not cands:
+        raise click.ClickException(f"no features under {root}; run `personas features` first")
+    return cands[-1]
+
+
+def _newest_run(root: Path) -> Path:
+    cands = (
+        sorted(p for p in root.iterdir() if (p / "profiles.json").exists()) if root.exists() else []
+    )
+    if not cands:
+        raise click.ClickException(f"no runs under {root}; run `personas discover` first")
+    return cands[-1]
+
+
+def _same_demo(meta: Path, customers: int, seed: int) -> bool:
+    import json
+
+    args = json.loads(meta.read_text()).get("args", {})
+    return args.get("customers") == customers and args.get("seed") == seed
+
+
+if __name__ == "__main__":
+    main()
