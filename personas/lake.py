@@ -28,6 +28,7 @@ import duckdb
 
 from personas import schema
 from personas.errors import LakeError
+from personas.sqltext import quote
 
 MANIFEST_DIR = "_manifest"
 STAGING_DIR = "_staging"
@@ -145,7 +146,7 @@ class Lake:
         for table in [*schema.TABLES, QUARANTINE]:
             files = self.files(table)
             if files:
-                lst = ", ".join(f"'{_sql_str(str(f))}'" for f in files)
+                lst = ", ".join(f"'{quote(str(f))}'" for f in files)
                 con.execute(
                     f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{lst}], "
                     "hive_partitioning = false, union_by_name = true)"
@@ -287,13 +288,9 @@ def connect(
     with contextlib.suppress(duckdb.Error):
         con.execute("SET enable_progress_bar = false")
     if memory_limit:
-        con.execute(f"SET memory_limit = '{_sql_str(memory_limit)}'")
+        con.execute(f"SET memory_limit = '{quote(memory_limit)}'")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if temp_directory:
-        con.execute(f"SET temp_directory = '{_sql_str(temp_directory)}'")
+        con.execute(f"SET temp_directory = '{quote(temp_directory)}'")
     return con
-
-
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")

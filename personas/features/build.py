@@ -26,6 +26,7 @@ from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import score_summary, summary_from_lake
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
+from personas.sqltext import quote
 
 __all__ = [
     "CATALOG",
@@ -161,10 +162,10 @@ def build_features(
     final = out_dir / "features.parquet"
     with _staged(con, ctx, clv) as (sql, columns):
         t = time.perf_counter()
-        con.execute(f"COPY ({sql}) TO '{_q(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({sql}) TO '{quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
         log.info("features: joined, value indices and written in %.1f s", _since(t))
     n = con.execute(
-        f"SELECT count(*) FROM read_parquet('{_q(tmp)}', hive_partitioning = false)"
+        f"SELECT count(*) FROM read_parquet('{quote(tmp)}', hive_partitioning = false)"
     ).fetchone()[0]
     tmp.replace(final)
     cat = catalog_json(ctx, columns, n, lake)
@@ -261,7 +262,3 @@ def _as_date(d: date | str | datetime) -> date:
 
 def _since(t: float) -> float:
     return time.perf_counter() - t
-
-
-def _q(p: object) -> str:
-    return str(p).replace("'", "''")

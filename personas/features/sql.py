@@ -15,6 +15,7 @@ import duckdb
 
 from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX
 from personas.features.value import value_sql
+from personas.sqltext import quote
 
 TOP_CATEGORIES = 8
 TOP_CHANNELS = 6
@@ -268,7 +269,7 @@ def _rfm_sql(ctx: Context) -> str:
     chan = "".join(
         f""",
         CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
-             sum(CASE WHEN gross > 0 AND channel = '{_q(c)}' THEN 1 ELSE 0 END) * 1.0
+             sum(CASE WHEN gross > 0 AND channel = '{quote(c)}' THEN 1 ELSE 0 END) * 1.0
              / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS {CHANNEL_PREFIX + _slug(c)}"""
         for c in ctx.channels
     )
@@ -305,7 +306,7 @@ def _category_sql(ctx: Context) -> str:
     total beforehand (a window over millions of customer-categories cost 1.8 s).
     """
     shares = ",\n".join(
-        f"sum(CASE WHEN category = '{_q(c)}' THEN s ELSE 0 END) / sum(s) "
+        f"sum(CASE WHEN category = '{quote(c)}' THEN s ELSE 0 END) / sum(s) "
         f"AS {CATEGORY_PREFIX + _slug(c)}"
         for c in ctx.categories
     )
@@ -500,7 +501,3 @@ def _slug(s: str) -> str:
 
     slug = re.sub(r"[^0-9a-zA-Z]+", "_", s.strip().lower()).strip("_")
     return slug or "unknown"
-
-
-def _q(s: str) -> str:
-    return s.replace("'", "''")

@@ -61,6 +61,7 @@ from personas.ingest.readers import (
     sql_fingerprint,
 )
 from personas.lake import Batch, Lake, SourceRecord, pause_point
+from personas.sqltext import first_line, ident, quote
 
 Progress = Callable[[str, int, int], None]
 
@@ -597,7 +598,7 @@ def _pass1_error(
     if paths and src.format_for(paths[0]) in ("csv", "tsv", "text") and _is_read_error(e):
         return diagnose_files(paths, src, str(e))
     return SchemaError(
-        f"{name}: the mapping for {table} could not be applied: {_first(e)}; "
+        f"{name}: the mapping for {table} could not be applied: {first_line(e)}; "
         f"check columns:, where: and expr: in source {src.name!r}"
     )
 
@@ -665,21 +666,23 @@ def output_sql(
     data_cols = raw.data_columns()
     keep = [c for c in data_cols if source.personal_data.get(c) != "drop"]
     other = [c for c in raw.columns if c not in data_cols]  # _row, _file, lookups
-    pii_cols = [_id(c) for c in other]
+    pii_cols = [ident(c) for c in other]
     for c in keep:
         if source.personal_data.get(c) == "hash":
-            pii_cols.append(f"sha256('{_q(ctx.key)}' || CAST({_id(c)} AS VARCHAR)) AS {_id(c)}")
+            pii_cols.append(
+                f"sha256('{quote(ctx.key)}' || CAST({ident(c)} AS VARCHAR)) AS {ident(c)}"
+            )
         else:
-            pii_cols.append(_id(c))
+            pii_cols.append(ident(c))
     where = f"WHERE ({out.where})" if out.where and oi > 0 else ""
     layer1 = f"SELECT {', '.join(pii_cols)} FROM {raw.sql} {where}"
     # layer 2: canonical values (c_<name>)
     cols2 = []
     for f in fields:
         if f.name in exprs:
-            cols2.append(f"{exprs[f.name].value} AS {_id('c_' + f.name)}")
+            cols2.append(f"{exprs[f.name].value} AS {ident('c_' + f.name)}")
         elif f.name != "is_outlier":
-            cols2.append(f"CAST(NULL AS {ftypes[f.name]}) AS {_id('c_' + f.name)}")
+            cols2.append(f"CAST(NULL AS {ftypes[f.name]}) AS {ident('c_' + f.name)}")
     if out.attributes is not None:
         used = {e.column for e in exprs.values() if e.column}
         attr_cols = (
@@ -699,8 +702,8 @@ def output_sql(
                     "and cannot also be kept in attributes:"
                 )
         if attr_cols:
-            pack = ", ".join(f"{_id(c)} := {_id(c)}" for c in attr_cols)
-            cols2 = [c for c in cols2 if not c.endswith(_id("c_attributes"))]
+            pack = ", ".join(f"{ident(c)} := {ident(c)}" for c in attr_cols)
+            cols2 = [c for c in cols2 if not c.endswith(ident("c_attributes"))]
             cols2.append(f"CAST(to_json(struct_pack({pack})) AS VARCHAR) AS c_attributes")
     layer2 = f"SELECT *, {', '.join(cols2)} FROM l1"
     # layer 3: derived defaults; layer 4: the verdict of the rules and the outlier flag
@@ -722,7 +725,7 @@ def output_sql(
     layer4 = (
         f"SELECT *, {rules.verdict()} AS _ck, coalesce({rules.outlier}, false) AS _outlier FROM l3"
     )
-    raw_pack = ", ".join(f"{_id(c)} := {_id(c)}" for c in keep) or "_row := _row"
+    raw_pack = ", ".join(f"{ident(c)} := {ident(c)}" for c in keep) or "_row := _row"
     canon = [f.name for f in fields if f.name != "is_outlier"]
     fi_sql = str(fis[0]) if len(fis) == 1 else f"[{', '.join(map(str, fis))}][_file + 1]"
     select = [
@@ -730,7 +733,7 @@ def output_sql(
         f"CAST({oi} AS SMALLINT) AS _oi",
         "CAST(_row AS BIGINT) AS _row",
     ]
-    select += [f"CAST({_id('c_' + n)} AS {ftypes[n]}) AS {_id(n)}" for n in canon]
+    select += [f"CAST({ident('c_' + n)} AS {ftypes[n]}) AS {ident(n)}" for n in canon]
     if out.table == "transactions":
         select.append("_outlier AS is_outlier")
     # rule, column, source values and reason of a rejected row, packed into one column: an
@@ -744,7 +747,7 @@ def output_sql(
     select += [
         f"CASE WHEN _ck IS NOT NULL THEN {verdict} END AS _q",
         "_ck",
-        f"hash({', '.join(_id('c_' + n) for n in hashed)}) AS _hash",
+        f"hash({', '.join(ident('c_' + n) for n in hashed)}) AS _hash",
         f"{_flag_bits(rules, ctx)} AS _flags",
     ]
     return (
@@ -857,12 +860,12 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
     con.execute("SET preserve_insertion_order = false")
     for table in sorted(ctx.tables):
         canon = [f.name for f in schema.fields(table) if f.name != "is_outlier"]
-        part = ", ".join(_id(c) for c in canon)
-        hashed = ", ".join(_id(c) for c in _HASH_KEYS[table])
-        pack = ", ".join(f"{_id(c)} := r.{_id(c)}" for c in canon)
-        pack_a = ", ".join(f"{_id(c)} := a.{_id(c)}" for c in canon)
+        part = ", ".join(ident(c) for c in canon)
+        hashed = ", ".join(ident(c) for c in _HASH_KEYS[table])
+        pack = ", ".join(f"{ident(c)} := r.{ident(c)}" for c in canon)
+        pack_a = ", ".join(f"{ident(c)} := a.{ident(c)}" for c in canon)
         files = _lake_files_for(con, lake, table)
-        lst = ", ".join(f"'{_q(p)}'" for p in files)
+        lst = ", ".join(f"'{quote(p)}'" for p in files)
         lake_rows = f"read_parquet([{lst}], union_by_name = true)"
         lake_hashes = f"SELECT hash({hashed}) AS _hash FROM {lake_rows}" if files else None
         hashes = _repeated_hashes(con, ctx, table, lake_hashes)
@@ -881,7 +884,7 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, ctx: _Ctx, lake: Lake) -> N
             FROM r JOIN _files f ON f._fi = r.first_fi WHERE rn > 1""")
         if not files:
             continue
-        eq = " AND ".join(f"a.{_id(c)} IS NOT DISTINCT FROM b.{_id(c)}" for c in canon)
+        eq = " AND ".join(f"a.{ident(c)} IS NOT DISTINCT FROM b.{ident(c)}" for c in canon)
         con.execute(f"""
             INSERT INTO dup_{table}
             SELECT DISTINCT ON (a._fi, a._oi, a._row) a._fi, a._oi, a._row,
@@ -1000,7 +1003,7 @@ def _lake_files_for(con: duckdb.DuckDBPyConnection, lake: Lake, table: str) -> l
 
 def _partitions(con: duckdb.DuckDBPyConnection, table: str) -> list[int]:
     """``year * 100 + month`` of every partition the accepted rows of ``table`` fall in."""
-    ts = _id(schema.TIME_COLUMN[table])
+    ts = ident(schema.TIME_COLUMN[table])
     naive = f"make_timestamp(epoch_us({ts}))"  # by arithmetic, no ICU calendar
     return [
         r[0]
@@ -1307,7 +1310,9 @@ def parquet_options(target: pa.Schema) -> dict:
 
 def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: _Ctx) -> list[tuple[Path, str]]:
     """The rejected rows and duplicates as one staged file (none if there are none)."""
-    meta = f"TIMESTAMPTZ '{ctx.now.isoformat()}' AS ingested_at, '{_q(ctx.batch_id)}' AS batch_id"
+    meta = (
+        f"TIMESTAMPTZ '{ctx.now.isoformat()}' AS ingested_at, '{quote(ctx.batch_id)}' AS batch_id"
+    )
     quarantine_parts = []
     for table in sorted(ctx.tables):
         quarantine_parts.append(
@@ -1322,7 +1327,7 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: _Ctx) -> list[tuple[P
     qsql = " UNION ALL ".join(quarantine_parts)
     qpath = ctx.stage / "out" / lake_mod.QUARANTINE / f"part-{ctx.batch_id}.parquet"
     qpath.parent.mkdir(parents=True, exist_ok=True)
-    n = con.execute(f"COPY ({qsql}) TO '{_q(qpath)}' (FORMAT parquet, COMPRESSION zstd)")
+    n = con.execute(f"COPY ({qsql}) TO '{quote(qpath)}' (FORMAT parquet, COMPRESSION zstd)")
     if n.fetchone()[0]:
         return [(qpath, f"{lake_mod.QUARANTINE}/part-{ctx.batch_id}.parquet")]
     qpath.unlink(missing_ok=True)
@@ -1336,7 +1341,7 @@ def _account(
     stats = ctx.stats  # counts by rule and flag, from _check_stage
     for table in sorted(ctx.tables):
         flag_sql = "".join(
-            f", sum((_flags >> {bit}) & 1) AS {_id('flag:' + name)}"
+            f", sum((_flags >> {bit}) & 1) AS {ident('flag:' + name)}"
             for name, bit in ctx.flag_bits.items()
         )
         res = con.execute(
@@ -1401,15 +1406,3 @@ def _is_read_error(e: BaseException) -> bool:
             "encoded",
         )
     )
-
-
-def _first(e: object) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _q(s: object) -> str:
-    return str(s).replace("'", "''")
-
-
-def _id(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

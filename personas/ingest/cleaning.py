@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from personas import schema
 from personas.ingest.mapping import Output
 from personas.ingest.parsing import FieldSQL
+from personas.sqltext import quote
 
 ORDER = tuple(k for k in schema.RULES if k != "duplicate")
 FLAGS = ("cancellation", "return", "extreme_outlier")
@@ -101,7 +102,7 @@ def rules_for(
         check(
             "excluded",
             f"NOT coalesce(({primary_where}), false)",
-            f"'not selected by where: {_q(_short(primary_where))}'",
+            f"'not selected by where: {quote(_short(primary_where))}'",
         )
     check(
         "missing_customer_id",
@@ -115,7 +116,8 @@ def rules_for(
             check(
                 "bad_value",
                 f"c_{name} IS NULL AND {e.source} IS NOT NULL",
-                f"'{name}{_q(src)}: ''' || left({e.source}, 60) || ''' is not {_q(e.expects)}'",
+                f"'{name}{quote(src)}: ''' || left({e.source}, 60) "
+                f"|| ''' is not {quote(e.expects)}'",
                 name,
             )
     for f in schema.fields(t):
@@ -143,13 +145,13 @@ def rules_for(
             conds = []
             if np_.product_ids:
                 conds.append(
-                    "c_product_id IN (" + ", ".join(f"'{_q(x)}'" for x in np_.product_ids) + ")"
+                    "c_product_id IN (" + ", ".join(f"'{quote(x)}'" for x in np_.product_ids) + ")"
                 )
             if np_.product_id_pattern:
-                conds.append(f"regexp_full_match(c_product_id, '{_q(np_.product_id_pattern)}')")
+                conds.append(f"regexp_full_match(c_product_id, '{quote(np_.product_id_pattern)}')")
             if np_.categories:
                 conds.append(
-                    "c_category IN (" + ", ".join(f"'{_q(x)}'" for x in np_.categories) + ")"
+                    "c_category IN (" + ", ".join(f"'{quote(x)}'" for x in np_.categories) + ")"
                 )
             if conds:
                 check(
@@ -176,7 +178,7 @@ def rules_for(
             )
         if r.cancellation is not None and r.cancellation.order_id_prefix:
             rs.flags["cancellation"] = (
-                f"starts_with(c_order_id, '{_q(r.cancellation.order_id_prefix)}')"
+                f"starts_with(c_order_id, '{quote(r.cancellation.order_id_prefix)}')"
             )
         rs.flags["return"] = "c_quantity < 0"
         if r.extreme_outlier is not None:
@@ -204,7 +206,7 @@ def _derive_transactions(rs: RuleSet, out: Output, mapped: set[str]) -> None:
     q = "c_quantity" if "quantity" in mapped else "1.0"
     r = out.rules
     if r.cancellation is not None and r.cancellation.order_id_prefix:
-        pre = _q(r.cancellation.order_id_prefix)
+        pre = quote(r.cancellation.order_id_prefix)
         q = f"(CASE WHEN starts_with(c_order_id, '{pre}') THEN -abs({q}) ELSE {q} END)"
         sign_amount = (
             f"(CASE WHEN starts_with(c_order_id, '{pre}') THEN -abs(c_amount) ELSE c_amount END)"
@@ -227,7 +229,3 @@ def _derive_transactions(rs: RuleSet, out: Output, mapped: set[str]) -> None:
 def _short(s: str, n: int = 80) -> str:
     s = " ".join(s.split())
     return s if len(s) <= n else s[: n - 3] + "..."
-
-
-def _q(s: object) -> str:
-    return str(s).replace("'", "''")

@@ -14,6 +14,7 @@ import duckdb
 from personas.errors import SchemaError
 from personas.ingest.mapping import ColumnSpec, Source
 from personas.ingest.readers import RawSource
+from personas.sqltext import ident, quote
 
 ID_FIELDS = {"customer_id", "order_id", "product_id", "session_id"}
 NUMERIC = (
@@ -81,14 +82,14 @@ def field_sql(
     if spec.column is not None:
         if spec.column not in columns or spec.column in ("_row", "_file"):
             raise SchemaError(_missing_column(raw_name, spec.column, name, columns, source))
-        v, vtype = _id(spec.column), columns[spec.column]
+        v, vtype = ident(spec.column), columns[spec.column]
     elif spec.expr is not None:
         v, vtype = f"CAST(({spec.expr}) AS VARCHAR)", "VARCHAR"
     else:
         v, vtype = _literal(spec.value)
     if spec.values:
         cases = " ".join(
-            f"WHEN '{_q(k)}' THEN {_literal(val)[0]}" for k, val in spec.values.items()
+            f"WHEN '{quote(k)}' THEN {_literal(val)[0]}" for k, val in spec.values.items()
         )
         v, vtype = (
             f"CAST(CASE CAST({v} AS VARCHAR) {cases} ELSE CAST({v} AS VARCHAR) END AS VARCHAR)",
@@ -98,7 +99,7 @@ def field_sql(
     if target == "VARCHAR":
         value = _varchar(v, vtype, name)
         if spec.pseudonymise:
-            value = f"sha256('{_q(key)}' || {value})"
+            value = f"sha256('{quote(key)}' || {value})"
         return FieldSQL(value, None, spec.column, "text")
     if target == "DOUBLE":
         return FieldSQL(_double(v, vtype, source), text, spec.column, "a number")
@@ -150,9 +151,9 @@ def _double(v: str, vtype: str, source: Source) -> str:
         return f"CAST(CAST({v} AS INTEGER) AS DOUBLE)"
     s = f"CAST({v} AS VARCHAR)"  # the cast itself allows surrounding blanks
     if source.thousands:
-        s = f"replace({s}, '{_q(source.thousands)}', '')"
+        s = f"replace({s}, '{quote(source.thousands)}', '')"
     if source.decimal != ".":
-        s = f"replace({s}, '{_q(source.decimal)}', '.')"
+        s = f"replace({s}, '{quote(source.decimal)}', '.')"
     return f"TRY_CAST({s} AS DOUBLE)"
 
 
@@ -180,7 +181,7 @@ def _zoned(naive: str, tz: str) -> str:
     """
     if _is_utc(tz):
         return f"make_timestamptz(epoch_us({naive}))"
-    return f"timezone('{_q(tz)}', {naive})"
+    return f"timezone('{quote(tz)}', {naive})"
 
 
 def _timestamp(v: str, vtype: str, fmts: list[str], tz: str) -> str:
@@ -193,8 +194,8 @@ def _timestamp(v: str, vtype: str, fmts: list[str], tz: str) -> str:
     s = v if t == "VARCHAR" else f"CAST({v} AS VARCHAR)"
     if fmts:
         # coalesce evaluates lazily: the trimmed retry runs only on values that failed
-        tries = [f"try_strptime({s}, '{_q(f)}')" for f in fmts]
-        tries += [f"try_strptime(trim({s}), '{_q(f)}')" for f in fmts]
+        tries = [f"try_strptime({s}, '{quote(f)}')" for f in fmts]
+        tries += [f"try_strptime(trim({s}), '{quote(f)}')" for f in fmts]
         parsed = f"coalesce({', '.join(tries)})"
         if any("%z" in f or "%Z" in f for f in fmts):
             return f"CAST({parsed} AS TIMESTAMPTZ)"
@@ -216,7 +217,7 @@ def _literal(value: object) -> tuple[str, str]:
         return ("true" if value else "false"), "BOOLEAN"
     if isinstance(value, int | float):
         return repr(float(value)) if isinstance(value, float) else str(value), "DOUBLE"
-    return f"'{_q(value)}'", "VARCHAR"
+    return f"'{quote(value)}'", "VARCHAR"
 
 
 def _missing_column(
@@ -261,7 +262,7 @@ def guess_hint(
     if not raws:
         return "Check the mapping of this column."
     if field in ("ts", "first_seen"):
-        counts = ", ".join(f"count(try_strptime(r, '{_q(f)}'))" for f in COMMON_TS_FORMATS)
+        counts = ", ".join(f"count(try_strptime(r, '{quote(f)}'))" for f in COMMON_TS_FORMATS)
         got = con.execute(f"SELECT {counts} FROM unnest(?::VARCHAR[]) AS a(r)", [raws]).fetchone()
         best, hits = max(zip(COMMON_TS_FORMATS, got, strict=True), key=lambda x: x[1])
         if best and hits:
@@ -304,11 +305,3 @@ def guess_hint(
         + (f" (now {spec.column!r})" if spec and spec.column else "")
         + "."
     )
-
-
-def _q(s: object) -> str:
-    return str(s).replace("'", "''")
-
-
-def _id(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

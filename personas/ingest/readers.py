@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from personas.errors import MappingError, SourceError
 from personas.ingest.mapping import Lookup, Source
+from personas.sqltext import first_line, ident, literal, quote
 
 try:  # Intel ISA-L inflates gzip about 2.5x faster than zlib
     from isal import igzip as _fast_gzip
@@ -192,15 +193,15 @@ def open_source(
     if fmt == "parquet":
         sql = (
             f"SELECT file_row_number + 1 AS _row, 0 AS _file, * EXCLUDE (file_row_number) "
-            f"FROM read_parquet('{_q(path)}', file_row_number = true)"
+            f"FROM read_parquet('{quote(path)}', file_row_number = true)"
         )
         try:
             return _register_sql(con, view, sql, path.name)
         except duckdb.Error as e:
-            raise SourceError(f"{path.name}: cannot be read as Parquet: {_first(e)}") from None
+            raise SourceError(f"{path.name}: cannot be read as Parquet: {first_line(e)}") from None
     if fmt == "jsonl":
         sql = (
-            f"SELECT row_number() OVER () AS _row, 0 AS _file, * FROM read_json('{_q(path)}', "
+            f"SELECT row_number() OVER () AS _row, 0 AS _file, * FROM read_json('{quote(path)}', "
             "format = 'newline_delimited', sample_size = -1)"
         )
         try:
@@ -227,15 +228,15 @@ def _open_delimited(
 
 def _csv_options(source: Source, names: list[str], sep: str, header: bool) -> list[str]:
     """Strict ``read_csv`` options: every column text, nothing guessed, bad lines raise."""
-    cols = "{" + ", ".join(f"'{_q(n)}': 'VARCHAR'" for n in names) + "}"
+    cols = "{" + ", ".join(f"'{quote(n)}': 'VARCHAR'" for n in names) + "}"
     return [
         "auto_detect = false",
         f"columns = {cols}",
-        f"delim = '{_q(sep)}'",
-        f"quote = '{_q(source.quote)}'",
-        f"escape = '{_q(source.quote)}'",
+        f"delim = '{quote(sep)}'",
+        f"quote = '{quote(source.quote)}'",
+        f"escape = '{quote(source.quote)}'",
         f"header = {str(header).lower()}",
-        f"nullstr = [{', '.join(_lit(v) for v in source.null_values)}]",
+        f"nullstr = [{', '.join(literal(v) for v in source.null_values)}]",
         f"max_line_size = {int(source.max_line_bytes) + 2}",
         "strict_mode = true",
         "null_padding = false",
@@ -261,13 +262,13 @@ def _open_whitespace(
         con, source, paths, plain, view + "_lines", opts, ["line"], skip_header=source.header
     )
     parts = "string_split_regex(trim(line, ' \t\r'), '[ \t]+')"
-    nulls = ", ".join(_lit(v) for v in source.null_values if v)
+    nulls = ", ".join(literal(v) for v in source.null_values if v)
     cells = []
     for i, n in enumerate(names):
         v = f"p[{i + 1}]"
         if nulls:
             v = f"CASE WHEN {v} IN ({nulls}) THEN NULL ELSE {v} END"
-        cells.append(f"{v} AS {_id(n)}")
+        cells.append(f"{v} AS {ident(n)}")
     body = (
         f"SELECT _row, _file, {parts} AS p FROM {raw.sql} "
         "WHERE line IS NOT NULL AND trim(line, ' \t\r') <> ''"
@@ -302,7 +303,7 @@ def _register_lines(
     skip_header: bool = False,
 ) -> RawSource:
     """A view over delimited files with per-file ``_row`` (a streaming row_number per scan)."""
-    lst = "[" + ", ".join(f"'{_q(p)}'" for p in plain) + "]"
+    lst = "[" + ", ".join(f"'{quote(p)}'" for p in plain) + "]"
     scan = f"read_csv({lst}, {', '.join(opts)})"
     counts: list[int] | None = None
     if len(plain) > 1:
@@ -313,7 +314,7 @@ def _register_lines(
         except (duckdb.Error, *_BROKEN) as e:
             raise diagnose_files(paths, source, str(e)) from None
         counts = [int(got.get(i, 0)) for i in range(len(plain))]
-    cols = ", ".join(_id(n) for n in names)
+    cols = ", ".join(ident(n) for n in names)
     if counts is None:
         row = "row_number() OVER ()"
         fidx = "0"
@@ -454,7 +455,7 @@ def chunk_source(source: Source, chunk: Chunk, names: list[str], sep: str) -> Ra
     opts = _csv_options(source, names, sep, chunk.header)
     sql = (
         f"(SELECT row_number() OVER () AS _row, 0 AS _file, "
-        f"{', '.join(_id(n) for n in names)} FROM read_csv('{_q(chunk.path)}', "
+        f"{', '.join(ident(n) for n in names)} FROM read_csv('{quote(chunk.path)}', "
         f"{', '.join(opts)}))"
     )
     columns = {"_row": "BIGINT", "_file": "INTEGER", **dict.fromkeys(names, "VARCHAR")}
@@ -515,12 +516,14 @@ def attach_lookups(
                 )
             extra.append(new)
             columns[new] = lk_cols[col]
-            joins.append(f"{alias}.{_id(col)} AS {_id(new)}")
+            joins.append(f"{alias}.{ident(col)} AS {ident(new)}")
         flag = f"_lk_{i}"
         joins.append(f"({alias}.__key IS NOT NULL) AS {flag}")
         columns[flag] = "BOOLEAN"
         flags[f"unmatched_{lk.name}"] = f"NOT {flag}"
-        froms.append(f"LEFT JOIN {table} {alias} ON CAST(r.{_id(left)} AS VARCHAR) = {alias}.__key")
+        froms.append(
+            f"LEFT JOIN {table} {alias} ON CAST(r.{ident(left)} AS VARCHAR) = {alias}.__key"
+        )
     sql = f"(SELECT r.*, {', '.join(joins)} FROM {' '.join(froms)})"
     return RawSource(
         name=raw.name,
@@ -572,8 +575,8 @@ def _lookup_table(
             f"{', '.join(raw.data_columns())}); fix key: in source {source.name!r}"
         )
     con.execute(
-        f"CREATE OR REPLACE TABLE {view} AS SELECT CAST({_id(right)} AS VARCHAR) "
-        f"AS __key, * FROM {raw.sql} WHERE {_id(right)} IS NOT NULL"
+        f"CREATE OR REPLACE TABLE {view} AS SELECT CAST({ident(right)} AS VARCHAR) "
+        f"AS __key, * FROM {raw.sql} WHERE {ident(right)} IS NOT NULL"
     )
     dup = con.execute(
         f"SELECT __key, count(*) FROM {view} GROUP BY 1 HAVING count(*) > 1 "
@@ -599,7 +602,7 @@ def read_sql_table(source: Source) -> pa.Table:
         engine = sa.create_engine(source.resolved_url())
     except (sa.exc.ArgumentError, ValueError) as e:
         raise MappingError(
-            f"source {source.name!r}: url: is not a valid SQLAlchemy URL ({_first(e)}); write "
+            f"source {source.name!r}: url: is not a valid SQLAlchemy URL ({first_line(e)}); write "
             "it like postgresql+psycopg://user:${PGPASSWORD}@host:5432/db"
         ) from None
     try:
@@ -608,7 +611,7 @@ def read_sql_table(source: Source) -> pa.Table:
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as e:
         cause = e.__cause__ if isinstance(e, pd.errors.DatabaseError) and e.__cause__ else e
         raise SourceError(
-            f"source {source.name!r}: the SQL query failed: {_first(cause)}; check url: and "
+            f"source {source.name!r}: the SQL query failed: {first_line(cause)}; check url: and "
             "query: in the mapping"
         ) from None
     finally:
@@ -647,7 +650,7 @@ def diagnose_files(paths: list[Path], source: Source, engine_message: str = "") 
         return diagnose_text(target, source, engine_message)  # type: ignore[return-value]
     return SourceError(
         f"{paths[0].name} .. {paths[-1].name}: cannot be read as "
-        f"{source.format or 'csv'}: {_first(engine_message)}"
+        f"{source.format or 'csv'}: {first_line(engine_message)}"
     )
 
 
@@ -723,7 +726,7 @@ def diagnose_text(
     if specific_only:
         return None  # type: ignore[return-value]
     return SourceError(
-        f"{path.name}: cannot be read as {fmt}: {_first(engine_message)}. "
+        f"{path.name}: cannot be read as {fmt}: {first_line(engine_message)}. "
         f"Check format:, delimiter: and quote: in source {source.name!r}."
     )
 
@@ -749,7 +752,7 @@ def diagnose_json(path: Path, source: Source, engine_message: str) -> SourceErro
                     f"{path.name} line {line_no}: a JSON {type(obj).__name__}, not an object; "
                     "each line must be one JSON object with the source columns as keys."
                 )
-    return SourceError(f"{path.name}: not valid JSON lines: {_first(engine_message)}")
+    return SourceError(f"{path.name}: not valid JSON lines: {first_line(engine_message)}")
 
 
 def check_not_empty(path: Path) -> None:
@@ -918,23 +921,6 @@ def _register_arrow(
     raw = _register_sql(con, view, f"SELECT * FROM {view}_arrow", name)
     raw.rows = table.num_rows
     return raw
-
-
-def _first(e: object) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ("" if isinstance(e, str) else type(e).__name__)
-
-
-def _q(s: object) -> str:
-    return str(s).replace("'", "''")
-
-
-def _lit(s: object) -> str:
-    return "'" + _q(s) + "'"
-
-
-def _id(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def iter_lines(path: Path) -> Iterator[bytes]:
