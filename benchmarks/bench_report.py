@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from personas.publish import plots, report
+from personas.runs import load_run
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -148,7 +149,7 @@ def naive_html(run: Path, full_map: pd.DataFrame | None) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    data = report.load_run(run)
+    data = load_run(run)
     if full_map is not None:
         data.map = full_map
     figs = report.figures(data, [report.history_entry(data)])
@@ -175,7 +176,7 @@ def uncapped_html(run: Path, full_map: pd.DataFrame) -> str:
         old = plots.MAP_CAP
         plots.MAP_CAP = len(full_map) + 1
         try:
-            return report.render(tmp / "run")
+            return report.render(load_run(tmp / "run"))
         finally:
             plots.MAP_CAP = old
     finally:
@@ -271,9 +272,9 @@ def main() -> None:
         return p
 
     if not args.measure_only:
-        write(names[0], lambda: report.render(run10k))
+        write(names[0], lambda: report.render(load_run(run10k)))
         write(names[1], lambda: naive_html(run10k, None))
-        write(names[2], lambda: report.render(run1m))
+        write(names[2], lambda: report.render(load_run(run1m)))
         write(names[3], lambda: uncapped_html(run1m, full1m))
         write(names[4], lambda: naive_html(run1m, full1m))
     with sync_playwright() as pw:

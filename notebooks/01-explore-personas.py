@@ -105,7 +105,7 @@ X.join(prof).groupby("persona_name")[["frequency", "monetary", "recency_days"]].
 # ## The persona map (UMAP of a sample)
 
 # %%
-m = run.map().merge(run.assignments[["customer_id", "persona_name"]], on="customer_id")
+m = run.map.merge(run.assignments[["customer_id", "persona_name"]], on="customer_id")
 px.scatter(m, x="x", y="y", color="persona_name", opacity=0.6, render_mode="webgl",
            title=f"{len(m):,} sampled customers")
 

@@ -7,13 +7,12 @@ an explicit "not yet profiled" group, never a silent guess.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from personas.discover import load_model
+from personas import runs
 from personas.errors import PersonasError
 from personas.segment.segmenter import NOT_PROFILED
 
@@ -31,13 +30,9 @@ class AssignResult:
 
 def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     """Persona id, name, confidence per customer (index: customer_id)."""
-    run_dir = Path(run_dir)
-    model_path = run_dir / "model.skops"
-    if not model_path.exists():
-        raise PersonasError(f"{run_dir}: no model.skops; publish a run first (personas refresh)")
-    seg = load_model(model_path)
-    profiles = json.loads((run_dir / "profiles.json").read_text(encoding="utf-8"))
-    by_index = {p["index"]: (p["id"], p["name"]) for p in profiles["personas"]}
+    run = runs.load_run(run_dir)
+    seg = run.model()
+    by_index = {p["index"]: (p["id"], p["name"]) for p in run.profiles["personas"]}
     missing = [c for c in seg.features_ if c not in X.columns]
     if missing:
         raise PersonasError(

@@ -33,3 +33,19 @@ class LakeError(PersonasError, RuntimeError):
 
 class NotEnoughDataError(PersonasError, ValueError):
     """There is too little data to do what was asked (e.g. fewer customers than personas)."""
+
+
+class RunError(PersonasError, ValueError):
+    """A run folder or model file is missing, incomplete or from an incompatible version."""
+
+
+class ProfilesError(PersonasError, ValueError):
+    """profiles.json does not satisfy its schema or the cross-field rules."""
+
+
+class PublishError(PersonasError, RuntimeError):
+    """The run cannot be published (incomplete run, broken history, unsafe output)."""
+
+
+class SafetyError(PublishError):
+    """A file about to be published contains personal data or describes too few customers."""

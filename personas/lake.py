@@ -116,6 +116,30 @@ class Lake:
         """Content hash -> batch id of every source already ingested."""
         return {s.fingerprint: b.batch_id for b in self.batches() for s in b.sources}
 
+    def lineage(self) -> list[dict[str, Any]]:
+        """Row accounting per ingested source, in commit order (the report's data section).
+
+        Only the source's name is kept, never its full path or connection string (which could
+        carry a user name or a password).
+        """
+        return [
+            {
+                "batch_id": b.batch_id,
+                "committed_at": b.committed_at,
+                "mapping": b.mapping,
+                "source": s.source,
+                "table": s.table,
+                "rows_in": s.rows_in,
+                "accepted": s.accepted,
+                "quarantined": s.quarantined,
+                "duplicates": s.duplicates,
+                "rules": dict(s.rules),
+                "flags": dict(s.flags),
+            }
+            for b in self.batches()
+            for s in b.sources
+        ]
+
     def files(self, table: str, partitions: set[tuple[int, int]] | None = None) -> list[Path]:
         """Committed data files of ``table`` (``quarantine`` included).
 

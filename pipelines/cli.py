@@ -229,11 +229,12 @@ def discover(
     cfg = _cfg(
         config_path, workspace, **{"segmentation.k": _k(k), "segmentation.random_state": seed}
     )
+    from personas.runs import published_run
+
     path = Path(features_path) if features_path else _newest_features(cfg.features_dir)
-    latest = cfg.published_dir / "latest"
     with progress_bar("discover") as cb:
         res = run(
-            path, cfg.runs_dir, latest if latest.exists() else None, cfg.segmentation, progress=cb
+            path, cfg.runs_dir, published_run(cfg.published_dir), cfg.segmentation, progress=cb
         )
     click.echo(
         f"{res.k} personas ({res.algorithm}), stability {res.stability:.2f}, "
@@ -248,9 +249,10 @@ def discover(
 def publish(run_dir: str | None, workspace: str | None, config_path: str | None) -> None:
     """Write report, cards and audiences for RUN_DIR (default: newest run) and publish it."""
     from personas.publish.publication import publish as run
+    from personas.runs import newest_run
 
     cfg = _cfg(config_path, workspace)
-    rd = Path(run_dir) if run_dir else _newest_run(cfg.runs_dir)
+    rd = Path(run_dir) if run_dir else newest_run(cfg.runs_dir)
     res = run(rd, cfg.published_dir, lake_dir=cfg.lake_dir if cfg.lake_dir.exists() else None)
     click.echo(f"report: {res.report}\npublished: {res.latest}")
 
@@ -350,9 +352,13 @@ def assign(
     New customers and prospects get a persona or an explicit "not yet profiled" group.
     """
     from personas.assign import assign_file
+    from personas.errors import RunError
+    from personas.runs import published_run
 
     cfg = _cfg(config_path, workspace)
-    rd = Path(run_dir) if run_dir else cfg.published_dir / "latest"
+    rd = Path(run_dir) if run_dir else published_run(cfg.published_dir)
+    if rd is None:
+        raise RunError(f"nothing published under {cfg.published_dir}; run `personas refresh`")
     res = assign_file(file, rd, out)
     click.echo(res.summary())
 
@@ -386,6 +392,7 @@ def serve(cron: str, name: str, config_path: str | None) -> None:
 def status(workspace: str | None, config_path: str | None) -> None:
     """Show what the lake holds and which run is published."""
     from personas.lake import Lake
+    from personas.runs import published_run
 
     cfg = _cfg(config_path, workspace)
     lake = Lake(cfg.lake_dir)
@@ -393,8 +400,7 @@ def status(workspace: str | None, config_path: str | None) -> None:
     click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
     for t, n in lake.counts().items():
         click.echo(f"  {t:<13} {n:>12,} rows")
-    latest = cfg.published_dir / "latest"
-    click.echo(f"published: {latest.resolve() if latest.exists() else 'nothing yet'}")
+    click.echo(f"published: {published_run(cfg.published_dir) or 'nothing yet'}")
 
 
 def _k(k: str | None) -> object:
@@ -410,15 +416,6 @@ def _newest_features(root: Path) -> Path:
     cands = sorted(root.glob("as_of=*/features.parquet"))
     if not cands:
         raise click.ClickException(f"no features under {root}; run `personas features` first")
-    return cands[-1]
-
-
-def _newest_run(root: Path) -> Path:
-    cands = (
-        sorted(p for p in root.iterdir() if (p / "profiles.json").exists()) if root.exists() else []
-    )
-    if not cands:
-        raise click.ClickException(f"no runs under {root}; run `personas discover` first")
     return cands[-1]
 
 

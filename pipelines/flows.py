@@ -8,7 +8,6 @@ the last good publication in place.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from personas import runs
 from personas.config import Config, load_config
+
+_DEFAULT = Config()  # where things live when a flow is called without a workspace
 
 
 def _log_progress(prefix: str, every: float = 0.1):
@@ -102,6 +104,7 @@ def discover_task(
 @task(name="publish-run")
 def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict[str, Any]:
     from personas.publish.publication import publish
+    from personas.publish.summary import summary_markdown, summary_table
 
     res = publish(run_dir, published_dir, lake_dir=lake_dir)
     return {
@@ -109,20 +112,22 @@ def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict
         "latest": str(res.latest),
         "cards": [str(c) for c in res.cards],
         "audiences": [str(a) for a in res.audiences],
+        "summary_markdown": summary_markdown(res.profiles),
+        "summary_table": summary_table(res.profiles),
     }
 
 
 # ---- flows -------------------------------------------------------------------------------
 @flow(name="ingest", log_prints=True)
-def ingest_flow(sources: list[str], mapping: str, lake_dir: str = "data/lake") -> dict[str, Any]:
+def ingest_flow(sources: list[str], mapping: str, lake_dir: str | None = None) -> dict[str, Any]:
     """Ingest source files into the lake (idempotent: known files are skipped)."""
-    return ingest_task(sources, mapping, lake_dir)
+    return ingest_task(sources, mapping, lake_dir or str(_DEFAULT.lake_dir))
 
 
 @flow(name="build_features")
 def build_features_flow(
-    lake_dir: str = "data/lake",
-    features_dir: str = "data/features",
+    lake_dir: str | None = None,
+    features_dir: str | None = None,
     as_of: date | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -130,45 +135,55 @@ def build_features_flow(
 ) -> str:
     """Per-customer features as of a date (default: the day after the last transaction)."""
     return features_task(
-        lake_dir, features_dir, as_of.isoformat() if as_of else None, memory_limit, threads, clv
+        lake_dir or str(_DEFAULT.lake_dir),
+        features_dir or str(_DEFAULT.features_dir),
+        as_of.isoformat() if as_of else None,
+        memory_limit,
+        threads,
+        clv,
     )
 
 
 @flow(name="discover_personas")
 def discover_personas_flow(
     features_path: str,
-    runs_dir: str = "data/runs",
-    published_dir: str = "data/published",
+    runs_dir: str | None = None,
+    published_dir: str | None = None,
     segmentation: dict[str, Any] | None = None,
 ) -> str:
     """Fit personas; identities are matched to the latest publication."""
-    latest = Path(published_dir) / "latest"
-    previous = str(latest.resolve()) if latest.exists() else None
-    return discover_task(features_path, runs_dir, previous, segmentation or {})
+    previous = runs.published_run(published_dir or _DEFAULT.published_dir)
+    return discover_task(
+        features_path,
+        runs_dir or str(_DEFAULT.runs_dir),
+        str(previous) if previous else None,
+        segmentation or {},
+    )
 
 
 @flow(name="publish")
 def publish_flow(
-    run_dir: str, published_dir: str = "data/published", lake_dir: str | None = "data/lake"
+    run_dir: str, published_dir: str | None = None, lake_dir: str | None = None
 ) -> dict[str, Any]:
     """Write report, cards and audiences; switch ``published/latest`` only on success."""
-    from personas.publish.publication import summary_markdown, summary_table
-
-    out = publish_task(run_dir, published_dir, lake_dir)
-    profiles = json.loads((Path(run_dir) / "profiles.json").read_text(encoding="utf-8"))
+    out = publish_task(
+        run_dir,
+        published_dir or str(_DEFAULT.published_dir),
+        lake_dir if lake_dir is not None else str(_DEFAULT.lake_dir),
+    )
     create_markdown_artifact(
-        markdown=summary_markdown(profiles),
+        markdown=out.pop("summary_markdown"),
         key="persona-summary",
         description="Personas of the latest refresh",
     )
     create_table_artifact(
-        table=summary_table(profiles),
+        table=out.pop("summary_table"),
         key="persona-table",
         description="Persona sizes and key metrics",
     )
     create_link_artifact(
         link=Path(out["report"]).resolve().as_uri(),
-        link_text="report.html",
+        link_text=runs.REPORT,
         key="persona-report",
         description="Self-contained persona report",
     )

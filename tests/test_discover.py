@@ -19,9 +19,10 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from personas.config import SegmentationConfig
-from personas.discover import discover, load_model
+from personas.discover import discover
 from personas.features.build import build_features, load_features
 from personas.ingest.batch import ingest
+from personas.runs import load_model
 from personas.synthetic.retailer import generate
 
 CFG = SegmentationConfig(map_sample=1000)

@@ -15,6 +15,7 @@ __getattr__, __dir__, _lazy = attach(
         "build_features": "build",
         "compute": "build",
         "load_features": "build",
+        "load_catalog": "build",
         "default_as_of": "build",
     },
     submodules=("btyd", "build", "catalog", "clv", "docs", "portable", "sql", "value"),

@@ -186,6 +186,13 @@ def load_features(path: str | Path) -> pd.DataFrame:
     return pq.ParquetFile(p).read().to_pandas().set_index("customer_id")
 
 
+def load_catalog(path: str | Path) -> dict:
+    """The ``catalog.json`` beside a features.parquet (or in its folder); {} if there is none."""
+    p = Path(path)
+    p = p.parent / "catalog.json" if p.is_file() else p / "catalog.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
 def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
     """The day after the last transaction: everything ingested counts."""
     last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]

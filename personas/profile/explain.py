@@ -129,11 +129,11 @@ def traits(
 
 def effect_scale(num: pd.DataFrame) -> pd.DataFrame:
     """Signed log of heavy-tailed columns (as in preprocessing), others unchanged."""
-    from personas.segment.preprocess import _is_skewed, signed_log1p
+    from personas.segment.preprocess import is_skewed, signed_log1p
 
     out = num.copy()
     for c in num.columns:
-        if _is_skewed(num[c]):
+        if is_skewed(num[c]):
             out[c] = signed_log1p(num[c].to_numpy(dtype=float))
     return out
 

@@ -27,15 +27,15 @@ class PersonaStats:
     effects: dict[str, float]
     names: dict[str, str] = field(default_factory=dict)
 
+    def ratio(self, feature: str) -> float:
+        """Persona mean / population mean; 1 (average) when unknown."""
+        v = self.ratios.get(feature)
+        return float(v) if v is not None and np.isfinite(v) else 1.0
 
-def _r(s: PersonaStats, f: str) -> float:
-    v = s.ratios.get(f)
-    return float(v) if v is not None and np.isfinite(v) else 1.0
-
-
-def _e(s: PersonaStats, f: str) -> float:
-    v = s.effects.get(f)
-    return float(v) if v is not None and np.isfinite(v) else 0.0
+    def effect(self, feature: str) -> float:
+        """Effect size against everyone else; 0 when unknown."""
+        v = self.effects.get(feature)
+        return float(v) if v is not None and np.isfinite(v) else 0.0
 
 
 def qualifiers(s: PersonaStats) -> list[str]:
@@ -45,38 +45,42 @@ def qualifiers(s: PersonaStats) -> list[str]:
     rests on "1.1x the average".
     """
     cands: list[tuple[float, str]] = []
-    if (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or _r(s, "churn_risk") > 1.5:
-        cands.append((max(_e(s, "recency_days"), 0.6), "lapsing"))
-    vf = max(("monetary", "clv_12m"), key=lambda f: _e(s, f))
-    value = _e(s, vf)
-    if value > 0.5 and _r(s, vf) >= 1.25:
+    if (s.effect("recency_days") > 0.5 and s.ratio("recency_days") >= 1.3) or s.ratio(
+        "churn_risk"
+    ) > 1.5:
+        cands.append((max(s.effect("recency_days"), 0.6), "lapsing"))
+    vf = max(("monetary", "clv_12m"), key=lambda f: s.effect(f))
+    value = s.effect(vf)
+    if value > 0.5 and s.ratio(vf) >= 1.25:
         cands.append((value, "high-value"))
-    low = min(("monetary", "clv_12m"), key=lambda f: _e(s, f))
-    if _e(s, low) < -0.5 and _r(s, low) <= 0.8:
-        cands.append((-_e(s, low) * 0.8, "low-spend"))
-    lf = max(("frequency", "orders_per_month"), key=lambda f: _e(s, f))
-    loyal = _e(s, lf)
-    if loyal > 0.5 and _r(s, lf) >= 1.25 and _e(s, "recency_days") < 0.3:
+    low = min(("monetary", "clv_12m"), key=lambda f: s.effect(f))
+    if s.effect(low) < -0.5 and s.ratio(low) <= 0.8:
+        cands.append((-s.effect(low) * 0.8, "low-spend"))
+    lf = max(("frequency", "orders_per_month"), key=lambda f: s.effect(f))
+    loyal = s.effect(lf)
+    if loyal > 0.5 and s.ratio(lf) >= 1.25 and s.effect("recency_days") < 0.3:
         cands.append((loyal, "loyal"))
-    if loyal < -0.5 and _e(s, "recency_days") < 0.5:
+    if loyal < -0.5 and s.effect("recency_days") < 0.5:
         cands.append((-loyal * 0.7, "occasional"))
-    basket = max(_e(s, "items_per_order"), _e(s, "avg_order_value"))
+    basket = max(s.effect("items_per_order"), s.effect("avg_order_value"))
     if (
         basket > 0.5
-        and max(_r(s, "items_per_order"), _r(s, "avg_order_value")) >= 1.25
+        and max(s.ratio("items_per_order"), s.ratio("avg_order_value")) >= 1.25
         and "high-value" not in [w for _, w in cands]
     ):
         cands.append((basket * 0.8, "big-basket"))
-    if _e(s, "tenure_days") < -0.6:
-        cands.append((-_e(s, "tenure_days"), "new"))
-    if _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5:
-        cands.append((max(_e(s, "discount_share"), _e(s, "coupon_redemptions")), "deal-seeking"))
-    if _e(s, "return_rate") > 0.5:
-        cands.append((_e(s, "return_rate"), "high-return"))
-    if _e(s, "nps_latest") < -0.5 or _e(s, "csat_mean") < -0.5:
-        cands.append((-min(_e(s, "nps_latest"), _e(s, "csat_mean")), "unhappy"))
-    if _e(s, "email_click_rate") > 0.6:
-        cands.append((_e(s, "email_click_rate") * 0.9, "engaged"))
+    if s.effect("tenure_days") < -0.6:
+        cands.append((-s.effect("tenure_days"), "new"))
+    if s.effect("discount_share") > 0.5 or s.effect("coupon_redemptions") > 0.5:
+        cands.append(
+            (max(s.effect("discount_share"), s.effect("coupon_redemptions")), "deal-seeking")
+        )
+    if s.effect("return_rate") > 0.5:
+        cands.append((s.effect("return_rate"), "high-return"))
+    if s.effect("nps_latest") < -0.5 or s.effect("csat_mean") < -0.5:
+        cands.append((-min(s.effect("nps_latest"), s.effect("csat_mean")), "unhappy"))
+    if s.effect("email_click_rate") > 0.6:
+        cands.append((s.effect("email_click_rate") * 0.9, "engaged"))
     cands.sort(key=lambda c: (-c[0], c[1]))
     return [w for _, w in cands] or ["everyday"]
 
@@ -85,14 +89,14 @@ def preferences(s: PersonaStats) -> list[str]:
     """Category or channel the persona over-indexes on."""
     prefs: list[tuple[float, str]] = []
     for f in s.effects:
-        if f.startswith(CATEGORY_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
+        if f.startswith(CATEGORY_PREFIX) and s.effect(f) > 0.4 and s.ratio(f) > 1.3:
             cat = s.names.get(f) or f.removeprefix(CATEGORY_PREFIX).replace("_", " ")
-            prefs.append((_e(s, f), _clean_label(cat)))
-        if f.startswith(CHANNEL_PREFIX) and _e(s, f) > 0.4 and _r(s, f) > 1.3:
+            prefs.append((s.effect(f), _clean_label(cat)))
+        if f.startswith(CHANNEL_PREFIX) and s.effect(f) > 0.4 and s.ratio(f) > 1.3:
             ch = s.names.get(f) or f.removeprefix(CHANNEL_PREFIX)
-            prefs.append((_e(s, f) * 0.9, _clean_label(ch) + "-first"))
-    if _e(s, "app_session_share") > 0.5:
-        prefs.append((_e(s, "app_session_share"), "app-first"))
+            prefs.append((s.effect(f) * 0.9, _clean_label(ch) + "-first"))
+    if s.effect("app_session_share") > 0.5:
+        prefs.append((s.effect("app_session_share"), "app-first"))
     prefs.sort(key=lambda p: (-p[0], p[1]))
     return [p for _, p in prefs if p and p != "-first"]
 
@@ -113,11 +117,11 @@ def _clean_label(text: str, limit: int = 24) -> str:
 
 
 def noun(s: PersonaStats) -> str:
-    if _e(s, "nps_latest") < -0.6:
+    if s.effect("nps_latest") < -0.6:
         return "critics"
-    if _e(s, "discount_share") > 0.8:
+    if s.effect("discount_share") > 0.8:
         return "bargain hunters"
-    if _e(s, "category_diversity") > 0.6:
+    if s.effect("category_diversity") > 0.6:
         return "all-rounders"
     return "shoppers"
 

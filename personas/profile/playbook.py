@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from personas.profile.naming import PersonaStats
 
 
@@ -25,36 +23,26 @@ class Play:
     fires: Callable[[PersonaStats], tuple[bool, str]]
 
 
-def _e(s: PersonaStats, f: str) -> float:
-    v = s.effects.get(f)
-    return float(v) if v is not None and np.isfinite(v) else 0.0
-
-
-def _r(s: PersonaStats, f: str) -> float:
-    v = s.ratios.get(f)
-    return float(v) if v is not None and np.isfinite(v) else 1.0
-
-
 def _ratio_text(s: PersonaStats, f: str, what: str) -> str:
-    r = _r(s, f)
+    r = s.ratio(f)
     return f"{what} {r:.1f}x the average" if r >= 1 else f"{what} {1 - r:.0%} below average"
 
 
 def _onboarding(s: PersonaStats) -> tuple[bool, str]:
-    new = _e(s, "tenure_days") < -0.5
+    new = s.effect("tenure_days") < -0.5
     return new, (_ratio_text(s, "tenure_days", "tenure") + ": still early in the relationship")
 
 
 def _loyalty(s: PersonaStats) -> tuple[bool, str]:
-    f = max(("frequency", "orders_per_month"), key=lambda x: _e(s, x))
+    f = max(("frequency", "orders_per_month"), key=lambda x: s.effect(x))
     # new customers buying fast get onboarding, not a loyalty reward
-    ok = _e(s, f) > 0.5 and _e(s, "recency_days") < 0.2 and _e(s, "tenure_days") > -0.3
+    ok = s.effect(f) > 0.5 and s.effect("recency_days") < 0.2 and s.effect("tenure_days") > -0.3
     what = "orders" if f == "frequency" else "purchase rate"
     return ok, _ratio_text(s, f, what) + ", and bought recently"
 
 
 def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
-    ok = _e(s, "category_diversity") < -0.4 and _e(s, "recency_days") < 0.5
+    ok = s.effect("category_diversity") < -0.4 and s.effect("recency_days") < 0.5
     return ok, (
         _ratio_text(s, "category_diversity", "category diversity")
         + ": active but buying in few categories"
@@ -62,52 +50,55 @@ def _cross_sell(s: PersonaStats) -> tuple[bool, str]:
 
 
 def _win_back(s: PersonaStats) -> tuple[bool, str]:
-    ok = (_e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3) or (
-        _e(s, "churn_risk") > 0.5 and _r(s, "churn_risk") >= 1.3
+    ok = (s.effect("recency_days") > 0.5 and s.ratio("recency_days") >= 1.3) or (
+        s.effect("churn_risk") > 0.5 and s.ratio("churn_risk") >= 1.3
     )
     text = _ratio_text(s, "recency_days", "days since last purchase")
-    if "churn_risk" in s.ratios and _r(s, "churn_risk") > 1.1:
-        text += f", churn risk {_r(s, 'churn_risk'):.1f}x"
+    if "churn_risk" in s.ratios and s.ratio("churn_risk") > 1.1:
+        text += f", churn risk {s.ratio('churn_risk'):.1f}x"
     return ok, text
 
 
 def _service_recovery(s: PersonaStats) -> tuple[bool, str]:
-    nps = _e(s, "nps_latest")
-    ok = nps < -0.5 or _e(s, "support_contacts_365d") > 0.5 or _e(s, "return_rate") > 0.6
+    nps = s.effect("nps_latest")
+    ok = nps < -0.5 or s.effect("support_contacts_365d") > 0.5 or s.effect("return_rate") > 0.6
     parts = []
     if nps < -0.5:
         parts.append(
             f"latest NPS {s.means.get('nps_latest', float('nan')):.1f} vs "
             f"{s.pop_means.get('nps_latest', float('nan')):.1f} overall"
         )
-    if _e(s, "support_contacts_365d") > 0.5:
+    if s.effect("support_contacts_365d") > 0.5:
         parts.append(_ratio_text(s, "support_contacts_365d", "support contacts"))
-    if _e(s, "return_rate") > 0.6:
+    if s.effect("return_rate") > 0.6:
         parts.append(_ratio_text(s, "return_rate", "return rate"))
     return ok, "; ".join(parts) or "satisfaction below average"
 
 
 def _surprise(s: PersonaStats) -> tuple[bool, str]:
-    v = max(_e(s, "monetary"), _e(s, "clv_12m"))
+    v = max(s.effect("monetary"), s.effect("clv_12m"))
     ok = v > 0.8
     text = _ratio_text(s, "monetary", "net spend")
     if "clv_12m" in s.ratios:
-        text += f", 12-month CLV {_r(s, 'clv_12m'):.1f}x"
+        text += f", 12-month CLV {s.ratio('clv_12m'):.1f}x"
     return ok, text
 
 
 def _frequency(s: PersonaStats) -> tuple[bool, str]:
-    f = min(("orders_per_month", "frequency"), key=lambda x: _e(s, x))
-    lapsing = _e(s, "recency_days") > 0.5 and _r(s, "recency_days") >= 1.3  # win-back's case
-    ok = _e(s, f) < -0.5 and _r(s, f) <= 0.8 and not lapsing and _e(s, "tenure_days") > -0.3
+    f = min(("orders_per_month", "frequency"), key=lambda x: s.effect(x))
+    lapsing = s.effect("recency_days") > 0.5 and s.ratio("recency_days") >= 1.3  # win-back's case
+    ok = s.effect(f) < -0.5 and s.ratio(f) <= 0.8 and not lapsing and s.effect("tenure_days") > -0.3
     return ok, _ratio_text(
         s, f, "purchase rate" if f == "orders_per_month" else "orders"
     ) + ", while still buying"
 
 
 def _deal(s: PersonaStats) -> tuple[bool, str]:
-    ok = _e(s, "discount_share") > 0.5 or _e(s, "coupon_redemptions") > 0.5
-    if _e(s, "discount_share") >= _e(s, "coupon_redemptions") and "discount_share" in s.ratios:
+    ok = s.effect("discount_share") > 0.5 or s.effect("coupon_redemptions") > 0.5
+    if (
+        s.effect("discount_share") >= s.effect("coupon_redemptions")
+        and "discount_share" in s.ratios
+    ):
         return ok, _ratio_text(s, "discount_share", "discount share")
     return ok, _ratio_text(s, "coupon_redemptions", "coupons redeemed")
 

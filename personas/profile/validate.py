@@ -19,13 +19,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from personas.errors import PersonasError
+from personas.errors import ProfilesError
 
 PROFILES_SCHEMA = "profiles.schema.json"
-
-
-class ProfilesError(PersonasError, ValueError):
-    """profiles.json does not satisfy its schema or the cross-field rules."""
 
 
 @cache

@@ -1,10 +1,10 @@
 """The persona report: one self-contained, offline ``report.html`` per run.
 
-``render(run_dir)`` reads a run folder, builds a plain context dict (:func:`context`) and the
-figures (:mod:`personas.publish.plots`), and renders ``templates/report.html.j2`` with Jinja's
-``autoescape=True``, so every piece of data-derived text (category names come straight from
-the retailer's data) is HTML-escaped by default; nothing is marked safe except plotly.js itself
-and JSON that :func:`script_json` has escaped.
+``render(run)`` takes a run read by :func:`personas.runs.load_run`, builds a plain context dict
+(:func:`context`) and the figures (:mod:`personas.publish.plots`), and renders
+``templates/report.html.j2`` with Jinja's ``autoescape=True``, so every piece of data-derived
+text (category names come straight from the retailer's data) is HTML-escaped by default;
+nothing is marked safe except plotly.js itself and JSON that :func:`script_json` has escaped.
 
 Why it is built this way:
 
@@ -26,13 +26,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -40,6 +37,7 @@ from markupsafe import Markup
 from personas.features.catalog import lookup
 from personas.features.value import VALUE_DIMENSIONS
 from personas.publish import plots
+from personas.runs import Run
 
 REPORT_TEMPLATE = "report.html.j2"
 KPI_METRICS = {
@@ -67,44 +65,9 @@ _JSON_ESCAPE_RE = re.compile("[<>&/\u2028\u2029]")
 _URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 
 
-@dataclass
-class RunData:
-    """Everything the report reads from a run folder (optional parts are ``None``)."""
-
-    path: Path
-    run: dict[str, Any]
-    profiles: dict[str, Any]
-    map: pd.DataFrame | None = None
-    migration: pd.DataFrame | None = None
-    identity: dict[str, Any] = field(default_factory=dict)
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Read the parts of a run folder the report needs; absent optional files are ``None``."""
-    p = Path(run_dir)
-    prof = p / "profiles.json"
-    if not prof.exists():
-        raise FileNotFoundError(f"{p} is not a run folder: profiles.json is missing")
-    run = json.loads((p / "run.json").read_text()) if (p / "run.json").exists() else {}
-    run.setdefault("run_id", p.name)
-
-    def opt_parquet(name: str) -> pd.DataFrame | None:
-        return pd.read_parquet(p / name) if (p / name).exists() else None
-
-    ident = json.loads((p / "identity.json").read_text()) if (p / "identity.json").exists() else {}
-    return RunData(
-        p,
-        run,
-        json.loads(prof.read_text(encoding="utf-8")),
-        opt_parquet("map.parquet"),
-        opt_parquet("migration.parquet"),
-        ident,
-    )
-
-
 # ---- public API -------------------------------------------------------------------------------
 def render(
-    run_dir: str | Path,
+    run: Run,
     history: Sequence[Mapping[str, Any]] | None = None,
     lineage: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
@@ -112,8 +75,8 @@ def render(
 
     Parameters
     ----------
-    run_dir : path
-        A run folder written by :func:`personas.discover.discover`.
+    run : Run
+        A run read by :func:`personas.runs.load_run`.
     history : list of dict, optional
         Earlier published runs, oldest first (entries of :func:`history_entry`); this run is
         appended when it is not in it. Drives the size trend and names the previous personas.
@@ -121,7 +84,6 @@ def render(
         Row accounting per ingested source (:func:`personas.publish.publication.lineage`); the data
         section says so when it is not given.
     """
-    run = load_run(run_dir)
     hist = _with_current(list(history or []), run)
     ctx = context(run, hist, lineage)
     figs = figures(run, hist)
@@ -130,7 +92,7 @@ def render(
     return _env().get_template(REPORT_TEMPLATE).render(**ctx)
 
 
-def figures(run: RunData, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figure]:
+def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figure]:
     """Every figure of the report by its element id (optional ones only when data exists)."""
     p = run.profiles
     figs: dict[str, go.Figure] = {}
@@ -163,13 +125,12 @@ def figures(run: RunData, history: Sequence[Mapping[str, Any]]) -> dict[str, go.
     return figs
 
 
-def history_entry(run: RunData | str | Path, published_at: str | None = None) -> dict[str, Any]:
+def history_entry(run: Run, published_at: str | None = None) -> dict[str, Any]:
     """One line of the run history: what was published, on what data, with which model."""
-    r = run if isinstance(run, RunData) else load_run(run)
-    p = r.profiles
+    p = run.profiles
     m = p["model"]
     return {
-        "run_id": r.run.get("run_id", r.path.name),
+        "run_id": run.run_id,
         "published_at": published_at,
         "as_of": p.get("as_of"),
         "data_fingerprint": p.get("data_fingerprint"),
@@ -212,7 +173,7 @@ def plotly_bundle() -> str:
 
 # ---- context ------------------------------------------------------------------------------------
 def context(
-    run: RunData, history: Sequence[Mapping[str, Any]], lineage: Sequence[Mapping[str, Any]] | None
+    run: Run, history: Sequence[Mapping[str, Any]], lineage: Sequence[Mapping[str, Any]] | None
 ) -> dict[str, Any]:
     """The plain dict the template renders (no HTML in it: the template escapes everything)."""
     p = run.profiles
@@ -222,7 +183,7 @@ def context(
     value_feats = plots.value_metrics(p)
     return {
         "title": "Buyer personas",
-        "run_id": run.run.get("run_id", run.path.name),
+        "run_id": run.run_id,
         "as_of": p.get("as_of") or "unknown date",
         "data_fingerprint": p.get("data_fingerprint"),
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -441,7 +402,7 @@ def _map_note(n_map: int, profiled: int, customers: int) -> str:
     )
 
 
-def _migration(run: RunData) -> dict[str, Any]:
+def _migration(run: Run) -> dict[str, Any]:
     ident = run.identity or {}
     prev = ident.get("previous_run")
     if run.migration is None or run.migration.empty:
@@ -575,14 +536,14 @@ def _counts_text(counts: Mapping[str, int] | None) -> list[str]:
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def _with_current(history: list[dict[str, Any]], run: RunData) -> list[dict[str, Any]]:
-    rid = run.run.get("run_id", run.path.name)
+def _with_current(history: list[dict[str, Any]], run: Run) -> list[dict[str, Any]]:
+    rid = run.run_id
     if any(h.get("run_id") == rid for h in history):
         return history
     return [*history, history_entry(run)]
 
 
-def _previous_names(run: RunData, history: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def _previous_names(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     prev = (run.identity or {}).get("previous_run")
     for h in reversed(history):
         if prev is not None and h.get("run_id") == prev:

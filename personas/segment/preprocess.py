@@ -106,13 +106,14 @@ def choose_features(
             continue
         cats.append(c)
         groups[c] = f"categorical:{c}"
-    skewed = [c for c in numeric if _is_skewed(pd.to_numeric(X[c], errors="coerce"))]
+    skewed = [c for c in numeric if is_skewed(pd.to_numeric(X[c], errors="coerce"))]
     for c, why in dropped.items():
         log.info("feature %s not used for segmentation: %s", c, why)
     return FeatureChoice(numeric, skewed, dropped, groups, cats)
 
 
-def _is_skewed(s: pd.Series) -> bool:
+def is_skewed(s: pd.Series) -> bool:
+    """Sample skewness beyond :data:`SKEW_THRESHOLD`: such features get a log transform."""
     s = s.dropna().astype(float)
     return bool(len(s) > 2 and abs(float(s.skew())) > SKEW_THRESHOLD)
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted
 
 from personas.errors import NotEnoughDataError
 from personas.segment.preprocess import choose_features, make_preprocessor
-from personas.segment.selection import ALGORITHMS, _sqdist, choose, evaluate, fit_candidate
+from personas.segment.selection import ALGORITHMS, choose, evaluate, fit_candidate, sqdist
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
 
     def assign(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Labels and confidence per customer; works on new customers and prospects."""
-        self._check_fitted()
+        check_is_fitted(self, "model_")
         missing = [c for c in self.features_ if c not in X.columns]
         if missing:
             raise ValueError(
@@ -210,7 +211,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The preprocessed feature space the personas live in."""
-        self._check_fitted()
+        check_is_fitted(self, "model_")
         return self.preprocessor_.transform(X[self.features_])
 
     # ---- internals ----------------------------------------------------------------------
@@ -233,7 +234,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         1 = at the persona's centre).
         """
         k_final = int(self.component_persona_.max()) + 1
-        d = np.sqrt(_sqdist(Z, self.model_.centroids))
+        d = np.sqrt(sqdist(Z, self.model_.centroids))
         per = np.full((len(Z), k_final), np.inf)
         for j, lab in enumerate(self.component_persona_):
             per[:, lab] = np.minimum(per[:, lab], d[:, j])
@@ -323,7 +324,3 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         bad = [a for a in self.algorithms if a not in ALGORITHMS]
         if bad:
             raise ValueError(f"algorithms {bad} unknown; expected some of {ALGORITHMS}")
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise ValueError("this PersonaSegmenter is not fitted yet; call fit() first")

@@ -59,7 +59,7 @@ class Fitted:
         """
         if self.algorithm == "gmm":
             return self.model.predict_proba(Z).max(axis=1)
-        d = _sqdist(Z, self.centroids)
+        d = sqdist(Z, self.centroids)
         d.sort(axis=1)
         if d.shape[1] < 2:
             return np.ones(len(Z))
@@ -177,12 +177,13 @@ def choose(
     return order.iloc[0]
 
 
-def _sqdist(Z: np.ndarray, C: np.ndarray) -> np.ndarray:
+def sqdist(Z: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances of rows to centroids (one matrix product, no n x k x d)."""
     return ((Z * Z).sum(1)[:, None] - 2 * Z @ C.T + (C * C).sum(1)[None, :]).clip(min=0)
 
 
 def _nearest(Z: np.ndarray, C: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     out = np.empty(len(Z), dtype=np.int64)
     for i in range(0, len(Z), chunk):
-        out[i : i + chunk] = _sqdist(Z[i : i + chunk], C).argmin(axis=1)
+        out[i : i + chunk] = sqdist(Z[i : i + chunk], C).argmin(axis=1)
     return out

@@ -15,13 +15,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from markdown_it import MarkdownIt
 
+from personas.errors import ProfilesError, PublishError, SafetyError
+from personas.lake import Lake
 from personas.profile.validate import (
-    ProfilesError,
     profiles_errors,
     profiles_schema,
     validate_profiles,
 )
-from personas.publish import cards
+from personas.publish import audiences, cards, safety, summary
 from personas.publish import publication as publish
 from tests.publish.fixtures import (
     BAD_ID,
@@ -31,7 +32,7 @@ from tests.publish.fixtures import (
     hostile_profiles,
 )
 
-# The test's own list (independent of publish.PII_COLUMNS): columns that would be personal data.
+# The test's own list (independent of safety.PII_COLUMNS): columns that would be personal data.
 PERSONAL = {
     "full_name",
     "first_name",
@@ -147,7 +148,7 @@ def test_audiences_match_assignments_and_quote_ids(published) -> None:
     prof = _profiles(r2)
     assign = pd.read_parquet(r2 / "assignments.parquet")
     seen_bad = False
-    for gid, name, slug in publish.audience_groups(prof):
+    for gid, name, slug in audiences.audience_groups(prof):
         text = (r2 / "audiences" / f"{slug}.csv").read_text(encoding="utf-8")
         rows = list(csv.DictReader(io.StringIO(text)))
         pq_df = pd.read_parquet(r2 / "audiences" / f"{slug}.parquet")
@@ -208,7 +209,7 @@ def test_hostile_profiles_give_inert_cards(demo) -> None:
 
 def test_summary_markdown_and_table_for_prefect(demo) -> None:
     prof = _profiles(demo["run2"])
-    table = publish.summary_table(prof)
+    table = summary.summary_table(prof)
     assert [r["id"] for r in table][: len(prof["personas"])] == [
         p["id"] for p in sorted(prof["personas"], key=lambda q: (-q["size"], q["id"]))
     ]
@@ -216,11 +217,11 @@ def test_summary_markdown_and_table_for_prefect(demo) -> None:
         set(r) == {"id", "persona", "customers", "share", "top_trait", "first_action"}
         for r in table
     )
-    md = publish.summary_markdown(prof)
+    md = summary.summary_markdown(prof)
     assert len(re.findall(r"\n\| P\d+ ", md)) == len(prof["personas"])
     hostile = copy.deepcopy(prof)
     hostile["personas"][0]["name"] = f"{SCRIPT} | pipe"
-    md = publish.summary_markdown(hostile)
+    md = summary.summary_markdown(hostile)
     rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
     assert "<script" not in rendered
     # the escaped pipe does not add a table column
@@ -229,7 +230,7 @@ def test_summary_markdown_and_table_for_prefect(demo) -> None:
 
 
 def test_lineage_balances_and_is_in_the_report(published, demo) -> None:
-    rows = publish.lineage(demo["lake"])
+    rows = Lake(demo["lake"]).lineage()
     assert {r["table"] for r in rows} == {"transactions", "customers", "events", "feedback"}
     for r in rows:
         assert r["rows_in"] == r["accepted"] + r["quarantined"] + r["duplicates"]
@@ -286,7 +287,7 @@ def test_unsafe_output_is_refused(
     a = pd.read_parquet(run / "assignments.parquet")
     a["email"] = "someone@example.com"  # a mapping mistake upstream
     a.to_parquet(run / "assignments.parquet", index=False)
-    with pytest.raises(publish.SafetyError, match="personal-data column"):
+    with pytest.raises(SafetyError, match="personal-data column"):
         publish.publish(run, root)
     assert (root / "latest").resolve() == before
     assert not (run / "audiences").exists()
@@ -319,7 +320,7 @@ def test_running_run_is_refused(published, tmp_path: Path) -> None:
     info["status"] = "running"
     (run / "run.json").write_text(json.dumps(info))
     before = (published["root"] / "latest").resolve()
-    with pytest.raises(publish.PublishError, match="status is 'running'"):
+    with pytest.raises(PublishError, match="status is 'running'"):
         publish.publish(run, published["root"])
     assert (published["root"] / "latest").resolve() == before
 
@@ -348,7 +349,7 @@ def test_scan_finds_personal_data_and_small_groups(demo, tmp_path: Path) -> None
     (tmp_path / "audiences" / "nobody.csv").write_text("customer_id\nx@example.com\n")
     (tmp_path / "cards" / "p99-ghost.md").write_text("# Ghost\n")
     (tmp_path / "notes.html").write_text("<p>contact jane.doe@example.org</p>")
-    problems = "\n".join(publish.scan(tmp_path, prof))
+    problems = "\n".join(safety.scan(tmp_path, prof))
     assert "personal-data column(s) ['phone']" in problems
     assert f"1 customers, below the minimum persona size {prof['min_persona_size']}" in problems
     assert "nobody.csv: audience of no published persona" in problems
@@ -358,7 +359,7 @@ def test_scan_finds_personal_data_and_small_groups(demo, tmp_path: Path) -> None
 
 
 def test_every_published_file_is_free_of_personal_data_and_small_groups(published) -> None:
-    """Walk everything reachable through ``latest`` with checks independent of publish.scan."""
+    """Walk everything reachable through ``latest`` with checks independent of safety.scan."""
     latest = published["root"] / "latest"
     prof = _profiles(latest)
     min_size = prof["min_persona_size"]

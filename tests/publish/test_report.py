@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from personas.features.catalog import lookup
 from personas.publish import plots, report
+from personas.runs import load_run
 from tests.publish.fixtures import (
     BAD_ID,
     HOSTILE_REGION,
@@ -55,12 +56,12 @@ def without_bundle(page: str) -> str:
 
 @pytest.fixture(scope="module")
 def page2(demo: dict[str, Path]) -> str:
-    return report.render(demo["run2"])
+    return report.render(load_run(demo["run2"]))
 
 
 @pytest.fixture(scope="module")
 def page1(demo: dict[str, Path]) -> str:
-    return report.render(demo["run1"])
+    return report.render(load_run(demo["run1"]))
 
 
 def _profiles(run: Path) -> dict:
@@ -221,7 +222,7 @@ def test_map_is_capped_stratified_and_the_page_says_so(demo, tmp_path: Path) -> 
     prof["population"]["profiled"] = 50_000
     prof["population"]["customers"] = 52_000
     (run / "profiles.json").write_text(json.dumps(prof))
-    page = report.render(run)
+    page = report.render(load_run(run))
     spec = figures_in(page)["map"]
     n_points = sum(len(base64.b64decode(t["x"]["bdata"])) // 4 for t in spec["data"])
     assert n_points == plots.MAP_CAP
@@ -275,8 +276,8 @@ def test_migration_sankey_folds_small_groups(demo) -> None:
 
 def test_size_trend_follows_ids_across_runs(demo) -> None:
     prof = _profiles(demo["run2"])
-    h1 = report.history_entry(demo["run1"])
-    h2 = report.history_entry(demo["run2"])
+    h1 = report.history_entry(load_run(demo["run1"]))
+    h2 = report.history_entry(load_run(demo["run2"]))
     fig = plots.size_trend([h1, h2], prof)
     assert len(fig.data) == len({p["id"] for p in h1["personas"] + h2["personas"]})
     for t in fig.data:
@@ -290,7 +291,7 @@ def test_model_selection_marks_the_chosen_candidate(demo) -> None:
     chosen = [t for t in fig.data if t.name == "chosen model"]
     assert len(chosen) == 2  # silhouette and stability panels
     assert list(chosen[0].x) == [prof["model"]["k"]]
-    page = report.render(demo["run1"])
+    page = report.render(load_run(demo["run1"]))
     assert html.escape(prof["model"]["selection_rule"]) in page
     assert "rule fidelity" in page
 
@@ -317,7 +318,7 @@ def test_hostile_profiles_are_escaped_everywhere(demo, tmp_path: Path) -> None:
     run = copy_run(demo["run1"], tmp_path)
     prof = hostile_profiles(_profiles(run))
     (run / "profiles.json").write_text(json.dumps(prof))
-    page = report.render(run)
+    page = report.render(load_run(run))
     rest = without_bundle(page)
     for raw in ("<script>alert(", "</script><script>", "<img src=x", 'href="javascript:'):
         assert raw not in rest, raw
@@ -334,7 +335,7 @@ def test_hostile_profiles_are_escaped_everywhere(demo, tmp_path: Path) -> None:
 
 # ---- graceful degradation -----------------------------------------------------------------------
 def test_transactions_only_run_degrades_gracefully(tx_only) -> None:
-    page = report.render(tx_only["run1"])
+    page = report.render(load_run(tx_only["run1"]))
     figs = figures_in(page)
     prof = _profiles(tx_only["run1"])
     assert "nps" not in figs and "figdata-nps" not in page

@@ -1,19 +1,22 @@
-"""PersonaSegmenter, identity matching and explanations on data with a known answer."""
+"""PersonaSegmenter on data with a known answer, its estimator contract and its model file."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
-from personas.discover import load_model, save_model
-from personas.profile.explain import surrogate_rules, traits
-from personas.profile.identity import first_ids, match, migration_matrix
-from personas.profile.naming import PersonaStats, make_names
+from personas.errors import RunError
+from personas.runs import load_model, save_model
 from personas.segment.segmenter import PersonaSegmenter
 
+DATA = Path(__file__).parent / "data"
 FEATURES = [
     "recency_days",
     "avg_order_value",
@@ -112,50 +115,48 @@ def test_bad_parameters_are_named(bad: dict) -> None:
         PersonaSegmenter(**bad).fit(X)
 
 
-def test_identity_keeps_ids_through_relabelling_and_reports_changes() -> None:
-    rng = np.random.default_rng(0)
-    idx = pd.Index([f"c{i}" for i in range(900)])
-    prev = pd.Series(np.repeat(["P1", "P2", "P3"], 300), index=idx)
-    # same customers, clusters renumbered: 0 <- P3, 1 <- P1, 2 <- P2
-    cur = pd.Series(np.repeat([1, 2, 0], 300), index=idx)
-    ident = match(cur, prev, {"P1": "A", "P2": "B", "P3": "C"})
-    assert ident.ids == {1: "P1", 2: "P2", 0: "P3"} and ident.names[0] == "C"
-    assert not ident.new and not ident.vanished
-    # P2 splits into two new clusters, P3 vanishes into P1
-    cur2 = pd.Series(
-        np.concatenate(
-            [np.zeros(300), rng.permutation(np.repeat([1, 2], 150)), np.zeros(300)]
-        ).astype(int),
-        index=idx,
+def test_clone_round_trips_every_parameter() -> None:
+    seg = PersonaSegmenter(
+        k=4, k_range=(3, 6), algorithms=("kmeans", "gmm"), sample_size=500, random_state=7
     )
-    ident2 = match(cur2, prev, {})
-    assert ident2.ids[0] == "P1"
-    assert {"from": "P2", "into": sorted(ident2.split[0]["into"])} == {
-        "from": "P2",
-        "into": sorted([ident2.ids[1], ident2.ids[2]]),
-    }
-    assert ident2.merged and set(ident2.merged[0]["from"]) == {"P1", "P3"}
-    assert "P3" in ident2.vanished and len(ident2.new) == 1
-    m = migration_matrix(cur2.map(ident2.ids), prev)
-    assert m["customers"].sum() == 900
+    twin = clone(seg)
+    assert twin is not seg
+    assert twin.get_params() == seg.get_params()
+    assert twin.get_params()["algorithms"] == ("kmeans", "gmm")
 
 
-def test_first_ids_follow_size_order() -> None:
-    assert first_ids(np.array([0, 0, 1, -1])).ids == {0: "P1", 1: "P2"}
+@pytest.mark.parametrize("method", ["predict", "assign", "transform"])
+def test_an_unfitted_model_raises_not_fitted_error(method: str) -> None:
+    X, _ = blobs(n=200, k=3)
+    with pytest.raises(NotFittedError):
+        getattr(PersonaSegmenter(), method)(X)
 
 
-def test_traits_and_rules_explain_a_planted_difference() -> None:
-    X, y = blobs(n=2000, k=3)
-    X.loc[y == 0, "return_rate"] += 50  # group 0 returns far more than any other difference
-    tr = traits(X, y, FEATURES)
-    top0 = tr[0][0]
-    assert top0.feature == "return_rate" and top0.direction == "higher" and top0.effect_size > 1
-    rules = surrogate_rules(X, y, FEATURES, max_depth=3)
-    assert rules.fidelity > 0.95 and rules.depth <= 3
-    assert all(r["conditions"] for r in rules.per_persona[0])
+def test_a_model_file_from_the_flat_layout_still_loads() -> None:
+    """tests/segment/data/model-0.1.skops was saved by personas 0.1 (personas.segment,
+    personas.selection, personas.preprocess): it loads and assigns as it did then."""
+    X, _ = make_blobs(600, n_features=4, centers=3, random_state=0)
+    df = pd.DataFrame(X, columns=["recency_days", "frequency_x", "monetary", "avg_order_value"])
+    df["frequency"] = 3
+    df.index = pd.Index([f"c{i}" for i in range(600)], name="customer_id")
+    seg = load_model(DATA / "model-0.1.skops")
+    fresh = PersonaSegmenter(
+        k=3, algorithms=("kmeans",), n_bootstrap=0, random_state=0, min_persona_size=20
+    ).fit(df)
+    np.testing.assert_array_equal(seg.predict(df), fresh.labels_)
+    assert seg.k_ == 3 and list(seg.features_) == ["recency_days", "monetary", "avg_order_value"]
 
 
-def test_names_are_unique_and_deterministic() -> None:
-    stats = [PersonaStats(i, 0.2, {}, {}, {}, {"recency_days": 1.0}) for i in range(4)]
-    a, b = make_names(stats), make_names(stats)
-    assert a == b and len(set(a.values())) == 4
+def test_a_model_file_with_unknown_types_is_refused_with_the_fix(tmp_path) -> None:
+    import zipfile
+
+    src = DATA / "model-0.1.skops"
+    bad = tmp_path / "model.skops"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            body = zin.read(item)
+            if item.filename == "schema.json":
+                body = body.replace(b'"personas.selection"', b'"personas.elsewhere"')
+            zout.writestr(item, body)
+    with pytest.raises(RunError, match="refit it with `personas refresh`"):
+        load_model(bad)
