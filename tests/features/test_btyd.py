@@ -21,9 +21,9 @@ from scipy.special import hyp2f1
 from personas.features.btyd import (
     BetaGeoModel,
     GammaGammaModel,
-    _bgnbd_loglik,
-    _gg_loglik,
+    bgnbd_loglik,
     customer_lifetime_value,
+    gamma_gamma_loglik,
     holdout_report,
     rfm_summary,
     score_customers,
@@ -228,7 +228,7 @@ def test_bgnbd_loglik_matches_paper_formula() -> None:
     x = np.array([0.0, 1.0, 2.0, 7.0])
     t_x = np.array([0.0, 1.71, 30.43, 29.43])
     t_cal = np.array([38.86, 38.86, 38.86, 38.86])
-    ll, _ = _bgnbd_loglik(np.array([r, alpha, a, b]), x, t_x, t_cal)
+    ll, _ = bgnbd_loglik(np.array([r, alpha, a, b]), x, t_x, t_cal)
     common = gamma_fn(r + x) * alpha**r / gamma_fn(r)
     alive = beta_fn(a, b + x) / beta_fn(a, b) * common / (alpha + t_cal) ** (r + x)
     dead = beta_fn(a + 1, b + x - 1) / beta_fn(a, b) * common / (alpha + t_x) ** (r + x)
@@ -242,12 +242,12 @@ def test_bgnbd_loglik_matches_paper_formula() -> None:
     ("loglik", "params", "data"),
     [
         (
-            _bgnbd_loglik,
+            bgnbd_loglik,
             np.array([0.3, 5.0, 0.9, 2.0]),
             [np.array([0.0, 1, 3, 40]), np.array([0.0, 2, 20, 30]), np.array([10.0, 30, 35, 31])],
         ),
         (
-            _gg_loglik,
+            gamma_gamma_loglik,
             np.array([6.0, 3.5, 15.0]),
             [np.array([1.0, 2, 5, 30]), np.array([10.0, 35.5, 20, 12])],
         ),
@@ -297,7 +297,7 @@ def test_large_frequencies_stay_finite() -> None:
     x = np.array([500.0, 2000.0, 10_000.0])
     t_x, t_cal = np.array([50.0, 51.0, 51.9]), np.array([52.0, 52.0, 52.0])
     params = np.array([0.5, 2.0, 0.7, 3.0])
-    ll, grad = _bgnbd_loglik(params, x, t_x, t_cal, grad=True)
+    ll, grad = bgnbd_loglik(params, x, t_x, t_cal, grad=True)
     assert np.isfinite(ll).all() and np.isfinite(grad).all()
     model = _fitted(dict(zip(("r", "alpha", "a", "b"), params, strict=True)))
     expected = model.conditional_expected_purchases(10.0, x, t_x, t_cal)
@@ -364,7 +364,7 @@ def test_bgnbd_recovers_simulated_parameters() -> None:
     # Tolerances are about 4 standard errors at this sample size (measured over seeds).
     for name, tol in {"r": 0.05, "alpha": 0.05, "a": 0.15, "b": 0.2}.items():
         assert model.params_[name] == pytest.approx(TRUE_BGNBD[name], rel=tol), name
-    truth_ll, _ = _bgnbd_loglik(
+    truth_ll, _ = bgnbd_loglik(
         np.array(list(TRUE_BGNBD.values())),
         *(sim[c].to_numpy(float) for c in ("frequency", "recency", "T")),
     )
