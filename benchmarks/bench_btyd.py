@@ -32,7 +32,7 @@ from scipy.optimize import minimize
 from personas.features.btyd import (
     BetaGeoModel,
     GammaGammaModel,
-    _bgnbd_loglik,
+    bgnbd_loglik,
     simulate_bgnbd,
     simulate_gamma_gamma,
 )
@@ -81,7 +81,7 @@ def fit_nelder_mead_uncompressed(
     rows = [data["frequency"].astype(float), data["recency"], data["T"]]
 
     def objective(log_params: np.ndarray) -> float:
-        return -float(np.mean(_bgnbd_loglik(np.exp(log_params), *rows)[0]))
+        return -float(np.mean(bgnbd_loglik(np.exp(log_params), *rows)[0]))
 
     deadline = time.perf_counter() + budget_seconds
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX
-from personas.features.sql import TOP_CATEGORIES, TOP_CHANNELS, _slug
+from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, slug
+from personas.features.sql import TOP_CATEGORIES, TOP_CHANNELS
 from personas.lake import Lake
 
 
@@ -96,7 +96,7 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
     cs = pos.groupby(["customer_id", "category"])["amount"].sum().unstack(fill_value=0.0)
     tot = cs.sum(axis=1)
     for c in top:
-        out[CATEGORY_PREFIX + _slug(c)] = cs[c] / tot
+        out[CATEGORY_PREFIX + slug(c)] = cs[c] / tot
     p = cs.div(tot, axis=0)
     ncat = cs.shape[1]
     ent = -(p * np.log(p.where(p > 0))).sum(axis=1)
@@ -114,7 +114,7 @@ def features_pandas(lake_dir: str, as_of: str) -> pd.DataFrame:
             purch["customer_id"], purch["channel"].fillna("(none)"), normalize="index"
         )
         for c in chans:
-            out[CHANNEL_PREFIX + _slug(c)] = share[c]
+            out[CHANNEL_PREFIX + slug(c)] = share[c]
     ev = _read(lake, "events", ["customer_id", "ts", "event_type", "session_id"])
     ev = ev[ev["ts"] < d]
     if len(ev):

@@ -8,6 +8,7 @@ a zero would look like a real "never opens e-mails".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -444,6 +445,80 @@ CATEGORY_PREFIX = "cat_share__"
 CHANNEL_PREFIX = "chan_share__"
 
 
+@dataclass(frozen=True)
+class ValueDimension:
+    """One customer-value index: what the customer gets (benefits) minus what it costs them.
+
+    The index itself is computed in SQL (:func:`personas.features.value.value_sql`); its name,
+    label and meaning live here so that reports read them without the engine.
+    """
+
+    name: str
+    label: str
+    meaning: str
+    benefits: tuple[str, ...]
+    sacrifices: tuple[str, ...]
+
+    def feature(self) -> Feature:
+        return Feature(
+            f"value_{self.name}",
+            "value",
+            self.label,
+            f"{self.meaning}: mean percentile of ({', '.join(self.benefits)}) minus mean "
+            f"percentile of ({', '.join(self.sacrifices) or 'none'})",
+            "index -1..1",
+            ("transactions",),
+            segment=False,
+            higher_is="better",
+            fmt="{:+.2f}",
+        )
+
+
+VALUE_DIMENSIONS: dict[str, ValueDimension] = {
+    d.name: d
+    for d in (
+        ValueDimension(
+            "economic",
+            "Economic value",
+            "money saved versus money spent per order",
+            ("discount_share", "discounted_order_share", "coupon_redemptions"),
+            ("avg_order_value",),
+        ),
+        ValueDimension(
+            "functional",
+            "Functional value",
+            "needs met (repeat buying across categories) versus friction",
+            ("orders_per_month", "category_diversity", "purchase_regularity"),
+            ("return_rate", "cart_abandonment_rate", "support_contacts_365d"),
+        ),
+        ValueDimension(
+            "emotional",
+            "Emotional value",
+            "how customers feel about the experience versus the trouble they had",
+            ("nps_latest", "csat_mean", "review_mean"),
+            ("support_contacts_365d", "return_rate"),
+        ),
+        ValueDimension(
+            "symbolic",
+            "Symbolic value",
+            "identification with the brand versus a fading relationship",
+            ("loyalty_member", "email_click_rate", "tenure_days"),
+            ("recency_days",),
+        ),
+    )
+}
+
+
+def slug(s: str) -> str:
+    """Column-name form of a category or channel (``"Home & Garden"`` -> ``home_garden``).
+
+    The share columns are named from the data's own values, so the rule that names them is the
+    catalogue's: the SQL names the columns with it, reports map them back to the original names.
+    """
+    out = re.sub(r"[^0-9a-zA-Z]+", "_", s.strip().lower()).strip("_")
+    return out or "unknown"
+
+
 def lookup(name: str) -> Feature:
     """Catalogue entry of a feature, including the dynamic category/channel share columns."""
     if name in BY_NAME:
@@ -470,12 +545,8 @@ def lookup(name: str) -> Feature:
             ("transactions",),
             fmt="{:.0%}",
         )
-    if name.startswith("value_"):
-        from personas.features.value import VALUE_DIMENSIONS
-
-        dim = name.removeprefix("value_")
-        if dim in VALUE_DIMENSIONS:
-            return VALUE_DIMENSIONS[dim].feature()
+    if name.startswith("value_") and name.removeprefix("value_") in VALUE_DIMENSIONS:
+        return VALUE_DIMENSIONS[name.removeprefix("value_")].feature()
     raise KeyError(f"unknown feature {name!r}")
 
 
@@ -494,8 +565,6 @@ def label(name: str, names: dict[str, str] | None = None) -> str:
 
 def display_names(catalog: dict) -> dict[str, str]:
     """Share column -> original category/channel name, from a features ``catalog.json``."""
-    from personas.features.sql import _slug
-
-    out = {CATEGORY_PREFIX + _slug(c): c for c in catalog.get("categories", [])}
-    out.update({CHANNEL_PREFIX + _slug(c): c for c in catalog.get("channels", [])})
+    out = {CATEGORY_PREFIX + slug(c): c for c in catalog.get("categories", [])}
+    out.update({CHANNEL_PREFIX + slug(c): c for c in catalog.get("channels", [])})
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from personas.features import btyd
+from personas.features.sql import Context, day_number, days_sql
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,8 @@ def rfm_sql(as_of: date, days: str | None = None) -> str:
     ``days`` names a relation of purchase days already computed
     (:data:`personas.features.sql.DAYS`); without it they are computed here.
     """
-    from personas.features.sql import Context, _days_sql, day_number
-
     last = day_number(as_of) - 1  # the last day before as_of
-    source = days or f"({_days_sql(Context(as_of=as_of, tables={'transactions'}))}) days"
+    source = days or f"({days_sql(Context(as_of=as_of, tables={'transactions'}))}) days"
     return f"""
     SELECT customer_id,
            count(*) - 1 AS frequency,

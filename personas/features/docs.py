@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from personas.features.catalog import CATALOG, CATEGORY_PREFIX, CHANNEL_PREFIX, GROUPS
-from personas.features.value import VALUE_DIMENSIONS
+from personas.features.catalog import (
+    CATALOG,
+    CATEGORY_PREFIX,
+    CHANNEL_PREFIX,
+    GROUPS,
+    VALUE_DIMENSIONS,
+)
 
 HEADER = """# Feature catalogue
 

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
-from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX
+from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, slug
 from personas.features.value import value_sql
 from personas.sqltext import quote
 
@@ -112,7 +112,7 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
 #: run as a plan, CTEs in the single-query form).
 DAYS, TIMING, CAMPAIGN = "_personas_days", "_personas_timing", "_personas_campaign"
 RFM, CATEGORY, ENGAGEMENT = "_personas_rfm", "_personas_category", "_personas_engagement"
-#: A timestamp's UTC day as days since 1970-01-01 (an integer; see :func:`_days_sql`).
+#: A timestamp's UTC day as days since 1970-01-01 (an integer; see :func:`days_sql`).
 DAY_NUMBER = "CAST(floor(epoch(ts) / 86400) AS INTEGER)"
 
 #: The steps that read the purchase days: the days can be dropped once they have run.
@@ -142,7 +142,7 @@ def feature_plan(
     ctes: list[str] = []
     joins: list[tuple[str, list[str]]] = []
     if "transactions" in ctx.tables:
-        steps += [(DAYS, _days_sql(ctx)), (TIMING, _timing_sql())]
+        steps += [(DAYS, days_sql(ctx)), (TIMING, _timing_sql())]
         if "events" in ctx.tables and "campaign_contact" in ctx.event_types:
             steps.append((CAMPAIGN, _campaign_sql(ctx)))
         steps.append((RFM, _rfm_sql(ctx)))
@@ -159,11 +159,11 @@ def feature_plan(
             joins.append(
                 (
                     CATEGORY,
-                    [CATEGORY_PREFIX + _slug(c) for c in ctx.categories] + ["category_diversity"],
+                    [CATEGORY_PREFIX + slug(c) for c in ctx.categories] + ["category_diversity"],
                 )
             )
         if ctx.channels:
-            joins.append((RFM, [CHANNEL_PREFIX + _slug(c) for c in ctx.channels]))
+            joins.append((RFM, [CHANNEL_PREFIX + slug(c) for c in ctx.channels]))
     if "events" in ctx.tables and ctx.event_types:
         body, cols = _events_sql(ctx)
         if cols:
@@ -225,7 +225,7 @@ _RFM_COLS = [
 ]
 
 
-def _days_sql(ctx: Context) -> str:
+def days_sql(ctx: Context) -> str:
     """Purchase days: customer-days with a positive-value line (the days BG/NBD counts too).
 
     ``d`` is the UTC day as a number (days since 1970-01-01: integer arithmetic, where a cast of
@@ -270,7 +270,7 @@ def _rfm_sql(ctx: Context) -> str:
         f""",
         CASE WHEN sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) > 0 THEN
              sum(CASE WHEN gross > 0 AND channel = '{quote(c)}' THEN 1 ELSE 0 END) * 1.0
-             / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS {CHANNEL_PREFIX + _slug(c)}"""
+             / sum(CASE WHEN gross > 0 THEN 1 ELSE 0 END) END AS {CHANNEL_PREFIX + slug(c)}"""
         for c in ctx.channels
     )
     # one row per order; the order id itself is not kept (nothing after needs it, and at
@@ -307,7 +307,7 @@ def _category_sql(ctx: Context) -> str:
     """
     shares = ",\n".join(
         f"sum(CASE WHEN category = '{quote(c)}' THEN s ELSE 0 END) / sum(s) "
-        f"AS {CATEGORY_PREFIX + _slug(c)}"
+        f"AS {CATEGORY_PREFIX + slug(c)}"
         for c in ctx.categories
     )
     diversity = (
@@ -494,10 +494,3 @@ def _ts(d: date | datetime) -> str:
 
 def _date(d: date) -> str:
     return f"DATE '{d.isoformat()[:10]}'"
-
-
-def _slug(s: str) -> str:
-    import re
-
-    slug = re.sub(r"[^0-9a-zA-Z]+", "_", s.strip().lower()).strip("_")
-    return slug or "unknown"

@@ -4,72 +4,14 @@ Customer value is economic, functional, emotional and symbolic, each what the cu
 minus what it costs them. We cannot survey every customer, so each index is built from
 behavioural proxies: the mean percentile rank (0..1, robust to skew) of its benefit features
 minus the mean percentile rank of its sacrifice features, giving -1..1. A component whose
-feature is absent is skipped; a dimension with no benefit component is left out.
+feature is absent is skipped; a dimension with no benefit component is left out. What each
+index means (:data:`personas.features.catalog.VALUE_DIMENSIONS`) is the catalogue's; this module
+is only the SQL that computes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from personas.features.catalog import Feature
-
-
-@dataclass(frozen=True)
-class ValueDimension:
-    name: str
-    label: str
-    meaning: str
-    benefits: tuple[str, ...]
-    sacrifices: tuple[str, ...]
-
-    def feature(self) -> Feature:
-        return Feature(
-            f"value_{self.name}",
-            "value",
-            self.label,
-            f"{self.meaning}: mean percentile of ({', '.join(self.benefits)}) minus mean "
-            f"percentile of ({', '.join(self.sacrifices) or 'none'})",
-            "index -1..1",
-            ("transactions",),
-            segment=False,
-            higher_is="better",
-            fmt="{:+.2f}",
-        )
-
-
-VALUE_DIMENSIONS: dict[str, ValueDimension] = {
-    d.name: d
-    for d in (
-        ValueDimension(
-            "economic",
-            "Economic value",
-            "money saved versus money spent per order",
-            ("discount_share", "discounted_order_share", "coupon_redemptions"),
-            ("avg_order_value",),
-        ),
-        ValueDimension(
-            "functional",
-            "Functional value",
-            "needs met (repeat buying across categories) versus friction",
-            ("orders_per_month", "category_diversity", "purchase_regularity"),
-            ("return_rate", "cart_abandonment_rate", "support_contacts_365d"),
-        ),
-        ValueDimension(
-            "emotional",
-            "Emotional value",
-            "how customers feel about the experience versus the trouble they had",
-            ("nps_latest", "csat_mean", "review_mean"),
-            ("support_contacts_365d", "return_rate"),
-        ),
-        ValueDimension(
-            "symbolic",
-            "Symbolic value",
-            "identification with the brand versus a fading relationship",
-            ("loyalty_member", "email_click_rate", "tenure_days"),
-            ("recency_days",),
-        ),
-    )
-}
+from personas.features.catalog import VALUE_DIMENSIONS
 
 
 def value_sql(available: set[str], source: str) -> tuple[list[str], str, list[str]]:

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, label, lookup
-from personas.features.value import VALUE_DIMENSIONS
+from personas.features.catalog import (
+    CATEGORY_PREFIX,
+    CHANNEL_PREFIX,
+    VALUE_DIMENSIONS,
+    label,
+    lookup,
+)
 from personas.profile.explain import (
     Rules,
     Trait,

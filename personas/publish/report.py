@@ -34,8 +34,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from personas.features.catalog import lookup
-from personas.features.value import VALUE_DIMENSIONS
+from personas.features.catalog import VALUE_DIMENSIONS, lookup
 from personas.publish import plots
 from personas.runs import Run
 
