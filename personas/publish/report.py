@@ -192,7 +192,7 @@ def context(
         "groups": [_group(g, p) for g in p["groups"]],
         "map_note": _map_note(n_map, pop["profiled"], pop["customers"]),
         "has_map": n_map > 0,
-        "value_metrics": [plots._metric_title(m) for m in value_feats],
+        "value_metrics": [plots.metric_title(m) for m in value_feats],
         "has_nps": any(q.get("nps_classes") for q in p["personas"]),
         "has_category": any(q.get("category_mix") for q in p["personas"]),
         "has_channel": any(q.get("channel_mix") for q in p["personas"]),
