@@ -11,10 +11,10 @@ __getattr__, __dir__, __all__ = attach(
     {
         "generate": "retailer",
         "GeneratedData": "retailer",
-        "PLANTED_PERSONAS": "retailer",
-        "CATEGORIES": "retailer",
-        "CHANNELS": "retailer",
+        "PLANTED_PERSONAS": "planted",
+        "CATEGORIES": "planted",
+        "CHANNELS": "planted",
         "DIRT_KINDS": "retailer",
     },
-    submodules=("retailer",),
+    submodules=("planted", "retailer"),
 )
