@@ -16,5 +16,5 @@ __getattr__, __dir__, __all__ = attach(
         "CHANNELS": "planted",
         "DIRT_KINDS": "retailer",
     },
-    submodules=("planted", "retailer"),
+    submodules=("calendar", "catalogue", "columns", "planted", "retailer", "sampling"),
 )

@@ -35,7 +35,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from personas.schema import EVENT_TYPES
+from personas.synthetic.calendar import DAY, Calendar, clock, make_calendar, uniform_days
+from personas.synthetic.catalogue import Catalogue, draw_catalogue
+from personas.synthetic.columns import coded, labels, numbered, order_ids
 from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, noise_level
+from personas.synthetic.sampling import pick, segments
 
 GENERATOR_VERSION = "1.0"
 DIRT_KINDS = (
@@ -54,8 +58,6 @@ FILES = {
     "truth": "truth.parquet",
     "meta": "meta.json",
 }
-
-_DAY = 86_400
 _PROSPECT_SHARE = 0.03
 _GZIP_LEVEL = 1  # writing is the bottleneck; levels 3 and 6 gain only 10-20 % in size
 _DIRT_RATES = (0.005, 0.01, 0.002, 0.005, 0.0001, 0.0001)  # per clean line, order of DIRT_KINDS
@@ -83,22 +85,8 @@ _PARAM_SCALES: dict[str, tuple[str, float]] = {
     "coupon_rate": ("logit", 1.5),
 }
 _MIX_SPREAD = 1.5  # log-probability spread of category and channel mixes per unit of noise
-
-# Catalogue: products per category, median price (EUR), price dispersion, units and returns.
-_CATALOGUE = {
-    "fashion": (400, 35.0, 0.6, 0.6, 1.8),
-    "home": (300, 40.0, 0.7, 1.0, 0.8),
-    "electronics": (250, 110.0, 0.9, 0.2, 1.0),
-    "beauty": (250, 18.0, 0.5, 1.2, 0.5),
-    "kids": (250, 20.0, 0.6, 1.3, 0.9),
-    "sports": (200, 40.0, 0.7, 0.6, 1.0),
-    "grocery": (300, 5.0, 0.6, 3.0, 0.1),
-    "books": (300, 15.0, 0.4, 0.5, 0.4),
-}
 _DISCOUNT_RATES = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50])
 _DISCOUNT_PROBS = np.array([0.22, 0.18, 0.22, 0.12, 0.14, 0.07, 0.05])
-# Sale calendar as (month, first day, last day): January, spring, summer and Black Friday sales.
-_SALES = ((1, 2, 14), (3, 14, 20), (6, 26, 30), (7, 1, 9), (11, 22, 30))
 # fmt: off
 _COUNTRIES = (("FI", 0.62, "+358 4"), ("EE", 0.10, "+372 5"), ("DE", 0.12, "+49 15"),
               ("NL", 0.08, "+31 6"), ("IE", 0.08, "+353 8"))
@@ -177,31 +165,6 @@ class GeneratedData:
     meta: dict[str, Any] = field(repr=False)
 
 
-@dataclass(frozen=True)
-class _Calendar:
-    """Export window and the daily purchase intensity that shapes order timing."""
-
-    start_day: int  # days since 1970-01-01, inclusive
-    end_day: int  # exclusive
-    edges: np.ndarray  # day boundaries, start_day .. end_day
-    cdf_regular: np.ndarray  # cumulative intensity at the edges (weekly + yearly seasonality)
-    cdf_promo: np.ndarray  # the same, concentrated on the sale calendar
-    in_sale: np.ndarray  # bool per day of the window
-    hour_cdf: np.ndarray  # (channel, 24) cumulative hour-of-day distribution
-
-
-@dataclass(frozen=True)
-class _Catalogue:
-    """Products of every category, cheapest first within a category."""
-
-    product_id: pa.Array  # plus "SHIPPING" and "FEE" at the end for non-product lines
-    price: np.ndarray
-    offset: np.ndarray  # first product index of each category
-    size: np.ndarray  # products per category
-    units: np.ndarray  # mean extra units per line, multiplier per category
-    returns: np.ndarray  # return propensity multiplier per category
-
-
 def generate(
     out_dir: str | Path,
     customers: int = 10_000,
@@ -248,11 +211,11 @@ def generate(
         raise ValueError(f"customers={customers!r} must be a positive integer")
     if chunk_customers < 1:
         raise ValueError(f"chunk_customers={chunk_customers!r} must be >= 1")
-    calendar = _calendar(start, end)
+    calendar = make_calendar(start, end)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / file for name, file in FILES.items()}
-    catalogue = _catalogue(np.random.default_rng([seed, 0, 0]))
+    catalogue = draw_catalogue(np.random.default_rng([seed, 0, 0]))
     rows = dict.fromkeys(("transactions", "customers", "events", "feedback"), 0)
     dirt = dict.fromkeys(DIRT_KINDS, 0)
     sizes = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
@@ -318,84 +281,6 @@ def generate(
 
 
 # ---------------------------------------------------------------------------------------------
-# Calendar and catalogue
-
-
-def _calendar(start: str, end: str) -> _Calendar:
-    """Daily purchase intensity: a December peak, a summer lull, weekends and the sale calendar."""
-    start_day = int(np.datetime64(start, "D").astype(np.int64))
-    end_day = int(np.datetime64(end, "D").astype(np.int64)) + 1
-    if end_day - start_day < 180:
-        raise ValueError(f"start={start!r}, end={end!r}: the window must span at least 180 days")
-    days = np.arange(start_day, end_day)
-    dates = days.astype("datetime64[D]")
-    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64)
-    month = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    dom = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
-    in_sale = np.zeros(days.size, dtype=bool)
-    for m, first, last in _SALES:
-        in_sale |= (month == m) & (dom >= first) & (dom <= last)
-    yearly = (
-        1.0
-        + 1.6 * np.exp(-0.5 * ((doy - 349) / 10.0) ** 2)
-        - 0.2 * np.exp(-0.5 * ((doy - 200) / 20.0) ** 2)
-    )
-    weekly = np.array([0.95, 0.9, 0.92, 1.0, 1.1, 1.25, 0.95])[(days + 3) % 7]  # Monday first
-    regular = yearly * weekly * np.where(in_sale, 1.4, 1.0)
-    promo = regular * np.where(in_sale, 8.0, 1.0)
-    hours = np.arange(24)
-
-    def bump(centre: float, width: float) -> np.ndarray:
-        return np.exp(-0.5 * ((hours - centre) / width) ** 2)
-
-    web = 0.15 + bump(12.5, 2.0) + 1.3 * bump(20.5, 2.0)
-    app = 0.1 + 0.6 * bump(7.5, 1.0) + 0.5 * bump(12.5, 1.5) + 1.5 * bump(21.5, 1.5)
-    store = np.where((hours >= 9) & (hours < 21), 0.6 + bump(16.5, 2.5), 0.0)
-    phone = np.where((hours >= 9) & (hours < 17), 1.0, 0.0)
-    hour_cdf = np.cumsum(np.stack([web, app, store, phone]), axis=1)
-    edges = np.arange(start_day, end_day + 1, dtype=np.float64)
-    return _Calendar(
-        start_day=start_day,
-        end_day=end_day,
-        edges=edges,
-        cdf_regular=_cdf(regular),
-        cdf_promo=_cdf(promo),
-        in_sale=in_sale,
-        hour_cdf=hour_cdf / hour_cdf[:, -1:],
-    )
-
-
-def _cdf(weights: np.ndarray) -> np.ndarray:
-    cum = np.concatenate([[0.0], np.cumsum(weights)])
-    return cum / cum[-1]
-
-
-def _catalogue(rng: np.random.Generator) -> _Catalogue:
-    """Product ladders per category with lognormal prices ending in .99/.95/.49."""
-    ids: list[str] = []
-    prices: list[np.ndarray] = []
-    sizes, units, returns = [], [], []
-    for category, (size, median, sigma, unit, ret) in _CATALOGUE.items():
-        raw = np.sort(median * rng.lognormal(0.0, sigma, size))
-        ending = rng.choice(np.array([0.99, 0.95, 0.49]), size, p=[0.6, 0.25, 0.15])
-        prices.append(np.maximum(np.floor(raw), 0.0) + ending)
-        ids.extend(f"{category[:3].upper()}-{i:05d}" for i in range(size))
-        sizes.append(size)
-        units.append(unit)
-        returns.append(ret)
-    size_arr = np.array(sizes)
-    price = np.concatenate([*prices, [0.0, 0.0]])
-    return _Catalogue(
-        product_id=pa.array([*ids, "SHIPPING", "FEE"]),
-        price=price,
-        offset=np.concatenate([[0], np.cumsum(size_arr)[:-1]]),
-        size=size_arr,
-        units=np.array(units),
-        returns=np.array(returns),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Customers
 
 
@@ -404,8 +289,8 @@ def _chunk(
     first: int,
     n: int,
     level: float,
-    calendar: _Calendar,
-    catalogue: _Catalogue,
+    calendar: Calendar,
+    catalogue: Catalogue,
     dirty: bool,
     counters: dict[str, int],
 ) -> dict[str, Any]:
@@ -415,7 +300,7 @@ def _chunk(
     limits the chunk size.
     """
     cust = _draw_customers(rng, n, level, calendar)
-    ids = _numbered("C", np.arange(first + 1, first + n + 1), 8)
+    ids = numbered("C", np.arange(first + 1, first + n + 1), 8)
     orders = _draw_orders(rng, cust, calendar, counters)
     sale = _draw_lines(rng, cust, orders, catalogue)
     lines = _sort_lines(_add_returns(rng, orders, sale, calendar))
@@ -447,7 +332,7 @@ def _chunk(
 
 
 def _draw_customers(
-    rng: np.random.Generator, n: int, level: float, calendar: _Calendar
+    rng: np.random.Generator, n: int, level: float, calendar: Calendar
 ) -> dict[str, np.ndarray]:
     """Persona, behaviour parameters and activity window of each customer.
 
@@ -505,8 +390,8 @@ def _draw_customers(
     )
     active_from = np.maximum(first_seen, start)
     active_to = np.maximum(end - gap, active_from + 120.0)
-    seconds = np.floor(first_seen * _DAY + rng.integers(0, _DAY, n)).astype(np.int64)
-    cust["first_seen"] = np.minimum(seconds, calendar.end_day * _DAY - 1)
+    seconds = np.floor(first_seen * DAY + rng.integers(0, DAY, n)).astype(np.int64)
+    cust["first_seen"] = np.minimum(seconds, calendar.end_day * DAY - 1)
     cust["active_from"] = active_from
     cust["active_to"] = np.minimum(active_to, end)
     cust["lapsed"] = lapsed
@@ -533,13 +418,6 @@ def _inverse(z: np.ndarray, transform: str) -> np.ndarray:
 # Orders and order lines
 
 
-def _segments(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Owner index and rank within the owner for ``counts[i]`` items per owner."""
-    owner = np.repeat(np.arange(counts.size), counts)
-    starts = np.cumsum(counts) - counts
-    return owner, np.arange(owner.size) - starts[owner]
-
-
 def _spaced(
     rng: np.random.Generator, count: np.ndarray, shape: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -548,7 +426,7 @@ def _spaced(
     Normalised gamma gaps (a Dirichlet split of the window) are evenly spaced for a large shape
     and Poisson-like for shape 1. Returns the positions and their owners.
     """
-    owner, rank = _segments(count + 1)
+    owner, rank = segments(count + 1)
     cum = np.cumsum(rng.gamma(shape[owner]))
     end = np.cumsum(count + 1) - 1
     base = np.concatenate([[0.0], cum[end[:-1]]])
@@ -557,54 +435,10 @@ def _spaced(
     return u[keep], owner[keep]
 
 
-def _pick(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """One categorical draw per item from the cumulative probabilities of its owner row.
-
-    Loops over the (few) categories rather than gathering an items x categories matrix, so
-    memory stays at one column per step.
-    """
-    u = rng.random(rows.size)
-    out = np.zeros(rows.size, dtype=np.int64)
-    for j in range(cum.shape[1] - 1):
-        out += u > cum[rows, j]
-    return out
-
-
-def _uniform_days(
-    u: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    calendar: _Calendar,
-    promo: np.ndarray | None = None,
-) -> np.ndarray:
-    """Map quantiles ``u`` in [0, 1) to fractional days in [lo, hi) under the seasonal intensity."""
-    out = np.empty(u.size)
-    masks = [np.ones(u.size, dtype=bool)] if promo is None else [~promo, promo]
-    for mask, cdf in zip(masks, (calendar.cdf_regular, calendar.cdf_promo), strict=False):
-        f_lo = np.interp(lo[mask], calendar.edges, cdf)
-        f_hi = np.interp(hi[mask], calendar.edges, cdf)
-        out[mask] = np.interp(f_lo + u[mask] * (f_hi - f_lo), cdf, calendar.edges)
-    return np.clip(out, lo, np.nextafter(hi, -np.inf))
-
-
-def _clock(
-    rng: np.random.Generator, days: np.ndarray, channel: np.ndarray, calendar: _Calendar
-) -> np.ndarray:
-    """Timestamps (s) on the given days at channel-typical hours (stores open 9-21, apps late)."""
-    hour = np.empty(days.size, dtype=np.int64)
-    u = rng.random(days.size)
-    for c in range(len(CHANNELS)):
-        mask = channel == c
-        hour[mask] = np.searchsorted(calendar.hour_cdf[c], u[mask], side="right")
-    hour = np.minimum(hour, 23)
-    day = np.floor(days).astype(np.int64)
-    return day * _DAY + hour * 3600 + rng.integers(0, 3600, days.size)
-
-
 def _draw_orders(
     rng: np.random.Generator,
     cust: dict[str, np.ndarray],
-    calendar: _Calendar,
+    calendar: Calendar,
     counters: dict[str, int],
 ) -> dict[str, np.ndarray]:
     """Orders per customer (>= 2 for planted customers) with seasonal, more or less regular timing.
@@ -618,9 +452,9 @@ def _draw_orders(
     count = np.where(cust["is_prospect"], 0, np.minimum(count, 400))
     u, owner = _spaced(rng, count, 1.0 / cust["ipt_cv"] ** 2)
     promo = rng.random(owner.size) < cust["promo_affinity"][owner]
-    days = _uniform_days(u, cust["active_from"][owner], cust["active_to"][owner], calendar, promo)
-    channel = _pick(rng, cust["channel_mix"], owner)
-    ts = _clock(rng, days, channel, calendar)
+    days = uniform_days(u, cust["active_from"][owner], cust["active_to"][owner], calendar, promo)
+    channel = pick(rng, cust["channel_mix"], owner)
+    ts = clock(rng, days, channel, calendar)
     ts = np.maximum(ts, cust["first_seen"][owner])
     order = np.lexsort((ts, owner))
     owner, ts, channel = owner[order], ts[order], channel[order]
@@ -628,7 +462,7 @@ def _draw_orders(
     number = np.empty(owner.size, dtype=np.int64)
     number[np.argsort(ts, kind="stable")] = counters["order"] + 1 + np.arange(owner.size)
     counters["order"] += owner.size
-    day_index = np.clip(ts // _DAY - calendar.start_day, 0, calendar.in_sale.size - 1)
+    day_index = np.clip(ts // DAY - calendar.start_day, 0, calendar.in_sale.size - 1)
     return {
         "owner": owner,
         "ts": ts,
@@ -643,7 +477,7 @@ def _draw_lines(
     rng: np.random.Generator,
     cust: dict[str, np.ndarray],
     orders: dict[str, np.ndarray],
-    catalogue: _Catalogue,
+    catalogue: Catalogue,
 ) -> dict[str, np.ndarray]:
     """Sale lines: category by the customer's mix, product by price level, units, discounts.
 
@@ -651,9 +485,9 @@ def _draw_lines(
     """
     owner = orders["owner"]
     extra = np.minimum(rng.poisson(cust["extra_lines"][owner]), 14)
-    order, _ = _segments(1 + extra)
+    order, _ = segments(1 + extra)
     c = owner[order]
-    category = _pick(rng, cust["category_mix"], c)
+    category = pick(rng, cust["category_mix"], c)
     level = np.clip(cust["price_level"][c] + 0.12 * rng.standard_normal(order.size), 0.0, 0.9999)
     product = catalogue.offset[category] + (level * catalogue.size[category]).astype(np.int64)
     product = _distinct_products(rng, order, category, product, catalogue)
@@ -686,7 +520,7 @@ def _distinct_products(
     order: np.ndarray,
     category: np.ndarray,
     product: np.ndarray,
-    catalogue: _Catalogue,
+    catalogue: Catalogue,
 ) -> np.ndarray:
     """Redraw products repeated within an order, so no clean line is an exact duplicate."""
     product = product.copy()
@@ -707,19 +541,17 @@ def _add_returns(
     rng: np.random.Generator,
     orders: dict[str, np.ndarray],
     sale: dict[str, np.ndarray],
-    calendar: _Calendar,
+    calendar: Calendar,
 ) -> dict[str, np.ndarray]:
     """Sale lines plus return lines (negative units and amount, order "R" + the order number).
 
     Returns of one order share a return date days after the purchase; a return that would fall
     after the export window is not in the export. The refund is the price paid per unit.
     """
-    delay = (2.0 + rng.gamma(2.0, 4.0, orders["ts"].size)) * _DAY
+    delay = (2.0 + rng.gamma(2.0, 4.0, orders["ts"].size)) * DAY
     return_ts = orders["ts"] + delay.astype(np.int64)
     order = sale["order"]
-    back = (rng.random(order.size) < sale["p_return"]) & (
-        return_ts[order] < calendar.end_day * _DAY
-    )
+    back = (rng.random(order.size) < sale["p_return"]) & (return_ts[order] < calendar.end_day * DAY)
     qty = sale["quantity"][back]
     partial = rng.integers(1, qty + 1)
     returned = np.where(rng.random(qty.size) < 0.7, qty, partial)
@@ -756,7 +588,7 @@ def _sort_lines(lines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _inject_dirt(
     rng: np.random.Generator,
     lines: dict[str, np.ndarray],
-    catalogue: _Catalogue,
+    catalogue: Catalogue,
     counters: dict[str, int],
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Add the dirt of real exports, one kind per dirty line, and count it exactly.
@@ -852,8 +684,8 @@ def _draw_events(
     cust: dict[str, np.ndarray],
     orders: dict[str, np.ndarray],
     sale: dict[str, np.ndarray],
-    calendar: _Calendar,
-    catalogue: _Catalogue,
+    calendar: Calendar,
+    catalogue: Catalogue,
     counters: dict[str, int],
 ) -> dict[str, Any]:
     """Web/app sessions, carts, checkouts, e-mail campaigns, tickets, contacts and coupons.
@@ -865,7 +697,7 @@ def _draw_events(
     blocks: list[dict[str, Any]] = []
     n = cust["persona"].size
     start, end = float(calendar.start_day), float(calendar.end_day)
-    end_ts = calendar.end_day * _DAY - 1
+    end_ts = calendar.end_day * DAY - 1
     web, app = CHANNELS.index("web"), CHANNELS.index("app")
     phone, email, sms, mail = (_EVENT_CHANNELS.index(c) for c in ("phone", "email", "sms", "mail"))
 
@@ -876,10 +708,10 @@ def _draw_events(
     first_line = np.searchsorted(sale["order"], online)
     cart_ts = orders["ts"][online] - rng.integers(60, 1800, online.size)  # may precede start
     product_ids = catalogue.product_id.take(pa.array(sale["product"][first_line]))
-    order_ids = _order_ids(np.zeros(online.size, bool), orders["number"][online])
+    online_ids = order_ids(np.zeros(online.size, bool), orders["number"][online])
     for event, ts, props in (
         ("add_to_cart", cart_ts, _json_props("product_id", product_ids)),
-        ("checkout", orders["ts"][online], _json_props("order_id", order_ids)),
+        ("checkout", orders["ts"][online], _json_props("order_id", online_ids)),
     ):
         blocks.append(
             _block(
@@ -894,15 +726,15 @@ def _draw_events(
 
     # Browsing sessions on the customer's online channels within the active window (lapsed
     # customers drift away a month after their last order; prospects browse from sign-up).
-    frm = np.where(cust["is_prospect"], cust["first_seen"] / _DAY, cust["active_from"])
+    frm = np.where(cust["is_prospect"], cust["first_seen"] / DAY, cust["active_from"])
     to = np.where(cust["lapsed"], np.minimum(cust["active_to"] + 30.0, end), end)
     rate = np.where(cust["is_prospect"], 1.5, cust["sessions_per_year"])
-    owner, _ = _segments(rng.poisson(rate * np.maximum(to - frm, 1.0) / 365.25))
+    owner, _ = segments(rng.poisson(rate * np.maximum(to - frm, 1.0) / 365.25))
     mix = np.diff(cust["channel_mix"], axis=1, prepend=0.0)
     p_app = mix[:, app] / (mix[:, app] + mix[:, web])
     channel = np.where(rng.random(owner.size) < p_app[owner], app, web)
-    days = _uniform_days(rng.random(owner.size), frm[owner], to[owner], calendar)
-    ts = np.minimum(_clock(rng, days, channel, calendar), end_ts - 900)
+    days = uniform_days(rng.random(owner.size), frm[owner], to[owner], calendar)
+    ts = np.minimum(clock(rng, days, channel, calendar), end_ts - 900)
     session = _take_numbers(counters, "session", owner.size)
     pages = np.array(["/", "/sale", "/new", "/search"])[rng.integers(0, 4, owner.size)]
     blocks.append(
@@ -915,7 +747,7 @@ def _draw_events(
             _json_props("page", pa.array(pages)),
         )
     )
-    category = _pick(rng, cust["category_mix"], owner)
+    category = pick(rng, cust["category_mix"], owner)
     looked = rng.random(owner.size) < 0.2
     blocks.append(
         _block(
@@ -948,11 +780,11 @@ def _draw_events(
     sent = (
         (rng.random((n, campaign_day.size)) < 0.15)
         & subscribed[:, None]
-        & (campaign_day[None, :] >= cust["first_seen"][:, None] / _DAY)
+        & (campaign_day[None, :] >= cust["first_seen"][:, None] / DAY)
     )
     owner, which = np.nonzero(sent)
     sent_ts = (
-        (campaign_day[which] * _DAY).astype(np.int64) + 8 * 3600 + rng.integers(0, 7200, owner.size)
+        (campaign_day[which] * DAY).astype(np.int64) + 8 * 3600 + rng.integers(0, 7200, owner.size)
     )
     campaign = _json_props("campaign", names.take(pa.array(which)))
     opened = rng.random(owner.size) < cust["email_open"][owner]
@@ -972,10 +804,10 @@ def _draw_events(
     # Support tickets follow one of the customer's orders.
     years = (cust["active_to"] - cust["active_from"]) / 365.25
     count = rng.poisson(cust["tickets_per_year"] * np.maximum(years, 0.5))
-    owner, _ = _segments(np.where(cust["is_prospect"], 0, count))
+    owner, _ = segments(np.where(cust["is_prospect"], 0, count))
     starts = np.cumsum(orders["count"]) - orders["count"]
     about = starts[owner] + rng.integers(0, np.maximum(orders["count"][owner], 1))
-    ts = orders["ts"][about] + rng.integers(_DAY, 14 * _DAY, owner.size)
+    ts = orders["ts"][about] + rng.integers(DAY, 14 * DAY, owner.size)
     topics = np.array(_TICKET_TOPICS)[rng.integers(0, len(_TICKET_TOPICS), owner.size)]
     blocks.append(
         _block(
@@ -990,9 +822,9 @@ def _draw_events(
     tickets = {"owner": owner[ts <= end_ts], "ts": ts[ts <= end_ts]}
 
     # Outbound campaign contacts by phone, SMS or letter, after sign-up.
-    owner, _ = _segments(rng.poisson(0.3, n))
-    day = rng.uniform(np.maximum(cust["first_seen"][owner] / _DAY, start), end)
-    ts = (np.floor(day) * _DAY).astype(np.int64) + rng.integers(10 * 3600, 18 * 3600, owner.size)
+    owner, _ = segments(rng.poisson(0.3, n))
+    day = rng.uniform(np.maximum(cust["first_seen"][owner] / DAY, start), end)
+    ts = (np.floor(day) * DAY).astype(np.int64) + rng.integers(10 * 3600, 18 * 3600, owner.size)
     blocks.append(
         _block(
             owner,
@@ -1017,7 +849,7 @@ def _draw_events(
         '{"coupon": "',
         pa.array(codes[rng.integers(0, codes.size, used.size)]),
         '", "order_id": "',
-        _order_ids(np.zeros(used.size, bool), orders["number"][used]),
+        order_ids(np.zeros(used.size, bool), orders["number"][used]),
         '"}',
         "",
     )
@@ -1032,7 +864,7 @@ def _draw_events(
         )
     )
     # What happened outside the export window is not in the export.
-    inside = [_within(b, calendar.start_day * _DAY, end_ts) for b in blocks]
+    inside = [_within(b, calendar.start_day * DAY, end_ts) for b in blocks]
     return {"blocks": inside, "tickets": tickets}
 
 
@@ -1098,28 +930,28 @@ def _draw_feedback(
     cust: dict[str, np.ndarray],
     orders: dict[str, np.ndarray],
     tickets: dict[str, np.ndarray],
-    calendar: _Calendar,
+    calendar: Calendar,
 ) -> dict[str, np.ndarray]:
     """NPS surveys of responders, CSAT after support tickets and product reviews after orders.
 
     Response rates differ by persona, so missing feedback is itself informative, as in reality.
     """
-    end_ts = calendar.end_day * _DAY - 1
+    end_ts = calendar.end_day * DAY - 1
     n = cust["persona"].size
     starts = np.cumsum(orders["count"]) - orders["count"]
     responder = ~cust["is_prospect"] & (rng.random(n) < cust["survey_rate"])
-    owner, _ = _segments(np.where(responder, 1 + (rng.random(n) < 0.3), 0))
+    owner, _ = segments(np.where(responder, 1 + (rng.random(n) < 0.3), 0))
     after = starts[owner] + rng.integers(0, np.maximum(orders["count"][owner], 1))
-    nps_ts = orders["ts"][after] + rng.integers(2 * _DAY, 20 * _DAY, owner.size)
+    nps_ts = orders["ts"][after] + rng.integers(2 * DAY, 20 * DAY, owner.size)
     nps = np.clip(np.round(rng.normal(cust["nps"][owner], 1.2)), 0, 10)
     nps_owner = owner
     answered = rng.random(tickets["owner"].size) < 0.6
     csat_owner = tickets["owner"][answered]
-    csat_ts = tickets["ts"][answered] + rng.integers(3600, 2 * _DAY, csat_owner.size)
+    csat_ts = tickets["ts"][answered] + rng.integers(3600, 2 * DAY, csat_owner.size)
     csat = np.clip(np.round(rng.normal(cust["csat"][csat_owner], 0.7)), 1, 5)
     reviewed = rng.random(orders["ts"].size) < 0.12 * cust["survey_rate"][orders["owner"]]
     review_owner = orders["owner"][reviewed]
-    review_ts = orders["ts"][reviewed] + rng.integers(3 * _DAY, 20 * _DAY, review_owner.size)
+    review_ts = orders["ts"][reviewed] + rng.integers(3 * DAY, 20 * DAY, review_owner.size)
     review = np.clip(np.round(rng.normal(cust["csat"][review_owner] + 0.2, 0.9)), 1, 5)
     kind = np.repeat([0, 1, 2], [nps_owner.size, csat_owner.size, review_owner.size])
     score = np.concatenate([nps, csat, review])
@@ -1147,7 +979,7 @@ def _draw_profiles(rng: np.random.Generator, cust: dict[str, np.ndarray]) -> dic
     persona = cust["persona"]
     n = persona.size
     cum = [np.cumsum(np.array([d[i] for d in _DEMOGRAPHICS]), axis=1) for i in range(5)]
-    region, age, income, household, tier = (_pick(rng, c, persona) for c in cum)
+    region, age, income, household, tier = (pick(rng, c, persona) for c in cum)
     member = rng.random(n) < np.where(cust["is_prospect"], 0.05, cust["loyalty"])
     tier = np.where(member, tier, -1)
     country = rng.choice(len(_COUNTRIES), n, p=[c[1] for c in _COUNTRIES])
@@ -1177,57 +1009,28 @@ def _draw_profiles(rng: np.random.Generator, cust: dict[str, np.ndarray]) -> dic
 # Arrow tables
 
 
-def _numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    """Identifiers such as ``C00000042``: a prefix and a zero-padded number."""
-    digits = pc.utf8_lpad(
-        pc.cast(pa.array(numbers, pa.int64()), pa.string()), width=width, padding="0"
-    )
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def _order_ids(is_return: np.ndarray, number: np.ndarray) -> pa.Array:
-    """``O`` + number for orders, ``R`` + the same number for their returns."""
-    digits = pc.utf8_lpad(pc.cast(pa.array(number, pa.int64()), pa.string()), width=9, padding="0")
-    prefix = pa.array(np.where(is_return, "R", "O"))
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def _labels(values: tuple[str, ...], codes: np.ndarray) -> pa.Array:
-    """Codes to labels; negative codes become nulls."""
-    return pa.array(values).take(pa.array(codes, pa.int64(), mask=codes < 0))
-
-
-def _coded(values: pa.Array, codes: np.ndarray) -> pa.DictionaryArray:
-    """Codes into ``values`` as a dictionary array (negative codes are nulls).
-
-    Written to CSV exactly like the decoded strings, at a fraction of the memory.
-    """
-    indices = pa.array(codes.astype(np.int32), pa.int32(), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, values)
-
-
 def _json_props(key: str, values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(f'{{"{key}": "', values, '"}', "")
 
 
 def _transaction_table(
-    lines: dict[str, np.ndarray], ids: pa.Array, catalogue: _Catalogue
+    lines: dict[str, np.ndarray], ids: pa.Array, catalogue: Catalogue
 ) -> pa.Table:
     """Order lines in export shape; repetitive text columns stay dictionary-encoded."""
     size = lines["ts"].size
     return pa.table(
         {
-            "customer_id": _coded(ids, lines["cust"]),
-            "order_id": _order_ids(lines["is_return"], lines["number"]),
+            "customer_id": coded(ids, lines["cust"]),
+            "order_id": order_ids(lines["is_return"], lines["number"]),
             "ts": pa.array(lines["ts"], pa.timestamp("s")),
-            "product_id": _coded(catalogue.product_id, lines["product"]),
-            "category": _coded(pa.array(CATEGORIES), lines["category"]),
+            "product_id": coded(catalogue.product_id, lines["product"]),
+            "category": coded(pa.array(CATEGORIES), lines["category"]),
             "quantity": pa.array(lines["quantity"], pa.int64()),
             "unit_price": pa.array(np.round(lines["unit_price"], 2)),
             "amount": pa.array(np.round(lines["amount"], 2)),
-            "channel": _coded(pa.array(CHANNELS), lines["channel"]),
+            "channel": coded(pa.array(CHANNELS), lines["channel"]),
             "discount": pa.array(np.round(lines["discount"], 2)),
-            "currency": _coded(pa.array(["EUR"]), np.zeros(size, dtype=np.int8)),
+            "currency": coded(pa.array(["EUR"]), np.zeros(size, dtype=np.int8)),
         }
     )
 
@@ -1260,13 +1063,13 @@ def _customer_table(profile: dict[str, Any], ids: pa.Array) -> pa.Table:
         {
             "customer_id": ids,
             "first_seen": pa.array(profile["first_seen"], pa.timestamp("s")),
-            "country": _labels(tuple(c[0] for c in _COUNTRIES), profile["country"]),
-            "region": _labels(_REGIONS, profile["region"]),
-            "age_band": _labels(_AGE_BANDS, profile["age"]),
-            "income_band": _labels(_INCOME_BANDS, profile["income"]),
-            "household": _labels(_HOUSEHOLDS, profile["household"]),
+            "country": labels(tuple(c[0] for c in _COUNTRIES), profile["country"]),
+            "region": labels(_REGIONS, profile["region"]),
+            "age_band": labels(_AGE_BANDS, profile["age"]),
+            "income_band": labels(_INCOME_BANDS, profile["income"]),
+            "household": labels(_HOUSEHOLDS, profile["household"]),
             "loyalty_member": pa.array(profile["member"]),
-            "loyalty_tier": _labels(_TIERS, profile["tier"]),
+            "loyalty_tier": labels(_TIERS, profile["tier"]),
             "is_prospect": pa.array(profile["is_prospect"]),
             "full_name": pc.binary_join_element_wise(pa.array(first), pa.array(last), " "),
             "email": email,
@@ -1287,10 +1090,10 @@ def _event_table(blocks: list[dict[str, Any]], ids: pa.Array) -> pa.Table:
     order = np.argsort(np.concatenate([b["ts"] for b in blocks]), kind="stable")
     session = column("session")
     table = {
-        "customer_id": _coded(ids, column("owner")),
+        "customer_id": coded(ids, column("owner")),
         "ts": pa.array(column("ts"), pa.timestamp("s")),
-        "event_type": _coded(pa.array(EVENT_TYPES), column("type")),
-        "channel": _coded(pa.array(_EVENT_CHANNELS), column("channel")),
+        "event_type": coded(pa.array(EVENT_TYPES), column("type")),
+        "channel": coded(pa.array(_EVENT_CHANNELS), column("channel")),
         "session_id": pa.array(session, pa.int64(), mask=session < 0),
     }
     props = pa.concat_arrays([b.pop("props") for b in blocks])
@@ -1305,7 +1108,7 @@ def _feedback_table(feedback: dict[str, np.ndarray], ids: pa.Array) -> pa.Table:
         {
             "customer_id": ids.take(pa.array(feedback["owner"])),
             "ts": pa.array(feedback["ts"], pa.timestamp("s")),
-            "kind": _labels(kinds, feedback["kind"]),
+            "kind": labels(kinds, feedback["kind"]),
             "score": pa.array(feedback["score"].astype(np.int64)),
             "scale_max": pa.array(np.array([10, 5, 5])[feedback["kind"]]),
             "comment": pa.array(comment.astype(str), mask=comment == ""),
