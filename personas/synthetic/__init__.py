@@ -16,5 +16,14 @@ __getattr__, __dir__, __all__ = attach(
         "CHANNELS": "planted",
         "DIRT_KINDS": "retailer",
     },
-    submodules=("calendar", "catalogue", "columns", "planted", "retailer", "sampling"),
+    submodules=(
+        "calendar",
+        "catalogue",
+        "columns",
+        "customers",
+        "planted",
+        "profiles",
+        "retailer",
+        "sampling",
+    ),
 )

@@ -38,7 +38,9 @@ from personas.schema import EVENT_TYPES
 from personas.synthetic.calendar import DAY, Calendar, clock, make_calendar, uniform_days
 from personas.synthetic.catalogue import Catalogue, draw_catalogue
 from personas.synthetic.columns import coded, labels, numbered, order_ids
+from personas.synthetic.customers import draw_customers
 from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, noise_level
+from personas.synthetic.profiles import customer_table, draw_profiles
 from personas.synthetic.sampling import pick, segments
 
 GENERATOR_VERSION = "1.0"
@@ -58,77 +60,12 @@ FILES = {
     "truth": "truth.parquet",
     "meta": "meta.json",
 }
-_PROSPECT_SHARE = 0.03
 _GZIP_LEVEL = 1  # writing is the bottleneck; levels 3 and 6 gain only 10-20 % in size
 _DIRT_RATES = (0.005, 0.01, 0.002, 0.005, 0.0001, 0.0001)  # per clean line, order of DIRT_KINDS
 _WRITE_BATCH = 250_000  # rows serialized at a time: bounds the writers' text buffers
-
-# How each scalar parameter varies between customers: (transform, spread per unit of noise).
-_PARAM_SCALES: dict[str, tuple[str, float]] = {
-    "orders_per_year": ("log", 1.2),
-    "extra_lines": ("log", 1.2),
-    "price_level": ("logit", 1.5),
-    "extra_units": ("log", 1.2),
-    "discount_rate": ("logit", 1.5),
-    "promo_affinity": ("logit", 1.5),
-    "return_rate": ("logit", 1.5),
-    "ipt_cv": ("log", 1.0),
-    "email_open": ("logit", 1.5),
-    "email_click": ("logit", 1.5),
-    "sessions_per_year": ("log", 1.2),
-    "cart_abandon": ("logit", 1.5),
-    "tickets_per_year": ("log", 1.2),
-    "nps": ("linear", 4.0),
-    "csat": ("linear", 2.0),
-    "survey_rate": ("logit", 1.5),
-    "loyalty": ("logit", 1.5),
-    "coupon_rate": ("logit", 1.5),
-}
-_MIX_SPREAD = 1.5  # log-probability spread of category and channel mixes per unit of noise
 _DISCOUNT_RATES = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50])
 _DISCOUNT_PROBS = np.array([0.22, 0.18, 0.22, 0.12, 0.14, 0.07, 0.05])
 # fmt: off
-_COUNTRIES = (("FI", 0.62, "+358 4"), ("EE", 0.10, "+372 5"), ("DE", 0.12, "+49 15"),
-              ("NL", 0.08, "+31 6"), ("IE", 0.08, "+353 8"))
-_REGIONS = ("urban", "suburban", "rural")
-_AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-_INCOME_BANDS = ("low", "middle", "high")
-_HOUSEHOLDS = ("single", "couple", "family_with_children", "shared")
-_TIERS = ("bronze", "silver", "gold")
-# Per persona: region, age band, income band, household and loyalty-tier distributions.
-_DEMOGRAPHICS = (
-    ((0.50, 0.35, 0.15), (0.02, 0.10, 0.22, 0.28, 0.23, 0.15), (0.10, 0.40, 0.50),
-     (0.25, 0.45, 0.20, 0.10), (0.05, 0.25, 0.70)),
-    ((0.45, 0.35, 0.20), (0.18, 0.30, 0.22, 0.15, 0.10, 0.05), (0.45, 0.45, 0.10),
-     (0.35, 0.25, 0.25, 0.15), (0.55, 0.35, 0.10)),
-    ((0.40, 0.35, 0.25), (0.08, 0.18, 0.22, 0.22, 0.18, 0.12), (0.25, 0.50, 0.25),
-     (0.30, 0.35, 0.25, 0.10), (0.70, 0.25, 0.05)),
-    ((0.65, 0.28, 0.07), (0.22, 0.40, 0.22, 0.10, 0.05, 0.01), (0.20, 0.50, 0.30),
-     (0.40, 0.30, 0.10, 0.20), (0.45, 0.40, 0.15)),
-    ((0.25, 0.55, 0.20), (0.02, 0.20, 0.45, 0.25, 0.06, 0.02), (0.20, 0.60, 0.20),
-     (0.03, 0.10, 0.85, 0.02), (0.40, 0.45, 0.15)),
-    ((0.55, 0.35, 0.10), (0.15, 0.35, 0.25, 0.15, 0.07, 0.03), (0.30, 0.50, 0.20),
-     (0.40, 0.30, 0.15, 0.15), (0.70, 0.25, 0.05)),
-)
-_FIRST_NAMES = (
-    ("Aino", "aino"), ("Eino", "eino"), ("Helmi", "helmi"), ("Väinö", "vaino"), ("Sofia", "sofia"),
-    ("Oliver", "oliver"), ("Emma", "emma"), ("Leo", "leo"), ("Ella", "ella"), ("Elias", "elias"),
-    ("Olivia", "olivia"), ("Onni", "onni"), ("Lilja", "lilja"), ("Juho", "juho"),
-    ("Matti", "matti"), ("Anna", "anna"), ("Mikko", "mikko"), ("Laura", "laura"), ("Jari", "jari"),
-    ("Päivi", "paivi"), ("Tiina", "tiina"), ("Kari", "kari"), ("Liis", "liis"), ("Jaan", "jaan"),
-    ("Lena", "lena"), ("Jonas", "jonas"), ("Sanne", "sanne"), ("Daan", "daan"),
-    ("Aoife", "aoife"), ("Sean", "sean"), ("Maria", "maria"), ("Lucas", "lucas"),
-)
-_LAST_NAMES = (
-    ("Korhonen", "korhonen"), ("Virtanen", "virtanen"), ("Mäkinen", "makinen"),
-    ("Nieminen", "nieminen"), ("Mäkelä", "makela"), ("Hämäläinen", "hamalainen"),
-    ("Laine", "laine"), ("Heikkinen", "heikkinen"), ("Koskinen", "koskinen"),
-    ("Järvinen", "jarvinen"), ("Lehtonen", "lehtonen"), ("Saarinen", "saarinen"),
-    ("Tamm", "tamm"), ("Saar", "saar"), ("Müller", "mueller"), ("Schmidt", "schmidt"),
-    ("de Vries", "devries"), ("Jansen", "jansen"), ("Murphy", "murphy"), ("Kelly", "kelly"),
-    ("Nyström", "nystrom"), ("Lindqvist", "lindqvist"), ("Salo", "salo"), ("Rantanen", "rantanen"),
-)
-_MAIL_DOMAINS = ("example.com", "example.fi", "example.net", "example.org")
 _TICKET_TOPICS = ("delivery", "return", "refund", "damaged_item", "payment", "account")
 _CONTACT_CHANNELS = ("phone", "sms", "mail")
 _EVENT_CHANNELS = ("web", "app", "store", "phone", "email", "sms", "mail")
@@ -299,7 +236,7 @@ def _chunk(
     Large intermediates are dropped as soon as their table exists: memory, not time, is what
     limits the chunk size.
     """
-    cust = _draw_customers(rng, n, level, calendar)
+    cust = draw_customers(rng, n, level, calendar)
     ids = numbered("C", np.arange(first + 1, first + n + 1), 8)
     orders = _draw_orders(rng, cust, calendar, counters)
     sale = _draw_lines(rng, cust, orders, catalogue)
@@ -324,94 +261,11 @@ def _chunk(
     )
     tables = {
         "transactions": transactions,
-        "customers": _customer_table(_draw_profiles(rng, cust), ids),
+        "customers": customer_table(draw_profiles(rng, cust), ids),
         "events": events,
         "feedback": _feedback_table(feedback, ids),
     }
     return {"tables": tables, "dirt": dirt, "truth": truth}
-
-
-def _draw_customers(
-    rng: np.random.Generator, n: int, level: float, calendar: Calendar
-) -> dict[str, np.ndarray]:
-    """Persona, behaviour parameters and activity window of each customer.
-
-    Each parameter is drawn on a scale where spread is symmetric (log for rates, logit for
-    probabilities) as a blend of the own persona's centre and a random other persona's centre,
-    plus Gaussian spread; both grow with ``level``, which is what makes personas overlap.
-    Prospects get a (hidden) persona too, so their browsing and e-mail habits look plausible.
-    """
-    n_personas = len(PLANTED_PERSONAS)
-    shares = np.array([p.share for p in PLANTED_PERSONAS])
-    persona = rng.choice(n_personas, size=n, p=shares / shares.sum())
-    other = (persona + rng.integers(1, n_personas, size=n)) % n_personas
-    pull = level * rng.beta(2.0, 4.0, size=n)
-    is_prospect = rng.random(n) < _PROSPECT_SHARE
-    cust: dict[str, np.ndarray] = {"persona": persona, "is_prospect": is_prospect}
-    for name, (transform, spread) in _PARAM_SCALES.items():
-        if name == "extra_lines":
-            centre = np.array([p.lines_per_order - 1.0 for p in PLANTED_PERSONAS])
-        else:
-            centre = np.array([getattr(p, name) for p in PLANTED_PERSONAS], dtype=np.float64)
-        z = _forward(centre, transform)
-        value = (1.0 - pull) * z[persona] + pull * z[other]
-        value += level * spread * rng.standard_normal(n)
-        if transform == "log":  # keep the mean rate at the centre, not just the median
-            value -= 0.5 * (level * spread) ** 2
-        cust[name] = _inverse(value, transform)
-    cust["ipt_cv"] = np.clip(cust["ipt_cv"], 0.15, 2.0)  # gamma shapes stay in float range
-    cust["nps"] = np.clip(cust["nps"], 0.0, 10.0)
-    cust["csat"] = np.clip(cust["csat"], 1.0, 5.0)
-    for name, size in (("category_mix", len(CATEGORIES)), ("channel_mix", len(CHANNELS))):
-        logp = np.log(np.array([getattr(p, name) for p in PLANTED_PERSONAS]))
-        mixed = (1.0 - pull)[:, None] * logp[persona] + pull[:, None] * logp[other]
-        mixed += level * _MIX_SPREAD * rng.standard_normal((n, size))
-        prob = np.exp(mixed - mixed.max(axis=1, keepdims=True))
-        cust[name] = np.cumsum(prob / prob.sum(axis=1, keepdims=True), axis=1)
-
-    # Activity window in days: existing customers were first seen years before the export
-    # starts; new ones join inside it early enough to order twice; lapsed ones stop 9-15
-    # months before its end (sooner when noisy), everyone else may pause a little.
-    start, end = float(calendar.start_day), float(calendar.end_day)
-    new_share = np.array([p.new_customer_share for p in PLANTED_PERSONAS])[persona]
-    lapsed = np.array([p.lapsed for p in PLANTED_PERSONAS])[persona]
-    is_new = rng.random(n) < new_share
-    known = np.array([p.years_known for p in PLANTED_PERSONAS])[persona]
-    years_before = rng.uniform(known[:, 0], known[:, 1])
-    latest_join = np.where(lapsed, start + 90.0, end - 240.0)
-    first_seen = np.where(
-        is_new,
-        rng.uniform(start, np.maximum(latest_join, start + 1.0)),
-        start - 365.25 * years_before,
-    )
-    first_seen = np.where(is_prospect, rng.uniform(start, end, n), first_seen)
-    gap = np.where(
-        lapsed, rng.uniform(270.0 - 300.0 * level, 450.0, n), rng.exponential(1.0 + 60.0 * level, n)
-    )
-    active_from = np.maximum(first_seen, start)
-    active_to = np.maximum(end - gap, active_from + 120.0)
-    seconds = np.floor(first_seen * DAY + rng.integers(0, DAY, n)).astype(np.int64)
-    cust["first_seen"] = np.minimum(seconds, calendar.end_day * DAY - 1)
-    cust["active_from"] = active_from
-    cust["active_to"] = np.minimum(active_to, end)
-    cust["lapsed"] = lapsed
-    return cust
-
-
-def _forward(x: np.ndarray, transform: str) -> np.ndarray:
-    if transform == "log":
-        return np.log(x)
-    if transform == "logit":
-        return np.log(x / (1.0 - x))
-    return x
-
-
-def _inverse(z: np.ndarray, transform: str) -> np.ndarray:
-    if transform == "log":
-        return np.exp(z)
-    if transform == "logit":
-        return 1.0 / (1.0 + np.exp(-z))
-    return z
 
 
 # ---------------------------------------------------------------------------------------------
@@ -974,37 +828,6 @@ def _draw_feedback(
     }
 
 
-def _draw_profiles(rng: np.random.Generator, cust: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Demographics, loyalty and (fake) personal data of each customer row."""
-    persona = cust["persona"]
-    n = persona.size
-    cum = [np.cumsum(np.array([d[i] for d in _DEMOGRAPHICS]), axis=1) for i in range(5)]
-    region, age, income, household, tier = (pick(rng, c, persona) for c in cum)
-    member = rng.random(n) < np.where(cust["is_prospect"], 0.05, cust["loyalty"])
-    tier = np.where(member, tier, -1)
-    country = rng.choice(len(_COUNTRIES), n, p=[c[1] for c in _COUNTRIES])
-    first = rng.integers(0, len(_FIRST_NAMES), n)
-    last = rng.integers(0, len(_LAST_NAMES), n)
-    suffix = np.where(rng.random(n) < 0.4, rng.integers(1, 100, n), -1)
-    return {
-        "first_seen": cust["first_seen"],
-        "is_prospect": cust["is_prospect"],
-        "member": member,
-        "region": region,
-        "age": age,
-        "income": income,
-        "household": household,
-        "tier": tier,
-        "country": country,
-        "first": first,
-        "last": last,
-        "suffix": suffix,
-        "domain": rng.integers(0, len(_MAIL_DOMAINS), n),
-        "phone": rng.integers(0, 10**7, n),
-        "phone_digit": rng.integers(0, 10, n),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Arrow tables
 
@@ -1031,49 +854,6 @@ def _transaction_table(
             "channel": coded(pa.array(CHANNELS), lines["channel"]),
             "discount": pa.array(np.round(lines["discount"], 2)),
             "currency": coded(pa.array(["EUR"]), np.zeros(size, dtype=np.int8)),
-        }
-    )
-
-
-def _customer_table(profile: dict[str, Any], ids: pa.Array) -> pa.Table:
-    first = np.array([f for f, _ in _FIRST_NAMES])[profile["first"]]
-    last = np.array([s for s, _ in _LAST_NAMES])[profile["last"]]
-    first_ascii = np.array([a for _, a in _FIRST_NAMES])[profile["first"]]
-    last_ascii = np.array([a for _, a in _LAST_NAMES])[profile["last"]]
-    suffix = pc.cast(
-        pa.array(profile["suffix"], pa.int64(), mask=profile["suffix"] < 0), pa.string()
-    )
-    local = pc.binary_join_element_wise(
-        pa.array(first_ascii), ".", pa.array(last_ascii), suffix, "", null_handling="skip"
-    )
-    email = pc.binary_join_element_wise(
-        local, pa.array(np.array(_MAIL_DOMAINS)[profile["domain"]]), "@"
-    )
-    number = pc.utf8_lpad(pc.cast(pa.array(profile["phone"]), pa.string()), width=7, padding="0")
-    phone = pc.binary_join_element_wise(
-        pa.array(np.array([c[2] for c in _COUNTRIES])[profile["country"]]),
-        pc.cast(pa.array(profile["phone_digit"]), pa.string()),
-        " ",
-        pc.utf8_slice_codeunits(number, 0, 3),
-        " ",
-        pc.utf8_slice_codeunits(number, 3, 7),
-        "",
-    )
-    return pa.table(
-        {
-            "customer_id": ids,
-            "first_seen": pa.array(profile["first_seen"], pa.timestamp("s")),
-            "country": labels(tuple(c[0] for c in _COUNTRIES), profile["country"]),
-            "region": labels(_REGIONS, profile["region"]),
-            "age_band": labels(_AGE_BANDS, profile["age"]),
-            "income_band": labels(_INCOME_BANDS, profile["income"]),
-            "household": labels(_HOUSEHOLDS, profile["household"]),
-            "loyalty_member": pa.array(profile["member"]),
-            "loyalty_tier": labels(_TIERS, profile["tier"]),
-            "is_prospect": pa.array(profile["is_prospect"]),
-            "full_name": pc.binary_join_element_wise(pa.array(first), pa.array(last), " "),
-            "email": email,
-            "phone": phone,
         }
     )
 
