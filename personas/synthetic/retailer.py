@@ -39,19 +39,19 @@ from personas.synthetic.calendar import DAY, Calendar, clock, make_calendar, uni
 from personas.synthetic.catalogue import Catalogue, draw_catalogue
 from personas.synthetic.columns import coded, labels, numbered, order_ids
 from personas.synthetic.customers import draw_customers
+from personas.synthetic.dirt import DIRT_KINDS, inject_dirt
+from personas.synthetic.orders import (
+    add_returns,
+    draw_lines,
+    draw_orders,
+    sort_lines,
+    transaction_table,
+)
 from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, noise_level
 from personas.synthetic.profiles import customer_table, draw_profiles
 from personas.synthetic.sampling import pick, segments
 
 GENERATOR_VERSION = "1.0"
-DIRT_KINDS = (
-    "duplicate_lines",
-    "missing_customer_id",
-    "zero_price",
-    "non_product",
-    "impossible_date",
-    "extreme_outlier",
-)
 FILES = {
     "transactions": "transactions.csv.gz",
     "customers": "customers.csv.gz",
@@ -61,10 +61,7 @@ FILES = {
     "meta": "meta.json",
 }
 _GZIP_LEVEL = 1  # writing is the bottleneck; levels 3 and 6 gain only 10-20 % in size
-_DIRT_RATES = (0.005, 0.01, 0.002, 0.005, 0.0001, 0.0001)  # per clean line, order of DIRT_KINDS
 _WRITE_BATCH = 250_000  # rows serialized at a time: bounds the writers' text buffers
-_DISCOUNT_RATES = np.array([0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50])
-_DISCOUNT_PROBS = np.array([0.22, 0.18, 0.22, 0.12, 0.14, 0.07, 0.05])
 # fmt: off
 _TICKET_TOPICS = ("delivery", "return", "refund", "damaged_item", "payment", "account")
 _CONTACT_CHANNELS = ("phone", "sms", "mail")
@@ -238,14 +235,14 @@ def _chunk(
     """
     cust = draw_customers(rng, n, level, calendar)
     ids = numbered("C", np.arange(first + 1, first + n + 1), 8)
-    orders = _draw_orders(rng, cust, calendar, counters)
-    sale = _draw_lines(rng, cust, orders, catalogue)
-    lines = _sort_lines(_add_returns(rng, orders, sale, calendar))
+    orders = draw_orders(rng, cust, calendar, counters)
+    sale = draw_lines(rng, cust, orders, catalogue)
+    lines = sort_lines(add_returns(rng, orders, sale, calendar))
     sale = {k: sale[k] for k in ("order", "product", "discount")}  # what the events need
     dirt = dict.fromkeys(DIRT_KINDS, 0)
     if dirty:
-        lines, dirt = _inject_dirt(rng, lines, catalogue, counters)
-    transactions = _transaction_table(lines, ids, catalogue)
+        lines, dirt = inject_dirt(rng, lines, catalogue, counters)
+    transactions = transaction_table(lines, ids, catalogue)
     del lines
     events = _draw_events(rng, cust, orders, sale, calendar, catalogue, counters)
     feedback = _draw_feedback(rng, cust, orders, events["tickets"], calendar)
@@ -266,267 +263,6 @@ def _chunk(
         "feedback": _feedback_table(feedback, ids),
     }
     return {"tables": tables, "dirt": dirt, "truth": truth}
-
-
-# ---------------------------------------------------------------------------------------------
-# Orders and order lines
-
-
-def _spaced(
-    rng: np.random.Generator, count: np.ndarray, shape: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``count[i]`` increasing positions in (0, 1) per owner with Gamma(``shape[i]``) gaps.
-
-    Normalised gamma gaps (a Dirichlet split of the window) are evenly spaced for a large shape
-    and Poisson-like for shape 1. Returns the positions and their owners.
-    """
-    owner, rank = segments(count + 1)
-    cum = np.cumsum(rng.gamma(shape[owner]))
-    end = np.cumsum(count + 1) - 1
-    base = np.concatenate([[0.0], cum[end[:-1]]])
-    u = (cum - base[owner]) / (cum[end] - base)[owner]
-    keep = rank < count[owner]
-    return u[keep], owner[keep]
-
-
-def _draw_orders(
-    rng: np.random.Generator,
-    cust: dict[str, np.ndarray],
-    calendar: Calendar,
-    counters: dict[str, int],
-) -> dict[str, np.ndarray]:
-    """Orders per customer (>= 2 for planted customers) with seasonal, more or less regular timing.
-
-    Gaps between orders are gamma distributed with the customer's coefficient of variation, so
-    inter-purchase regularity is a persona trait, and the positions are then mapped through the
-    seasonal intensity; sale-minded orders follow the sale calendar instead.
-    """
-    years = (cust["active_to"] - cust["active_from"]) / 365.25
-    count = 2 + rng.poisson(cust["orders_per_year"] * years)
-    count = np.where(cust["is_prospect"], 0, np.minimum(count, 400))
-    u, owner = _spaced(rng, count, 1.0 / cust["ipt_cv"] ** 2)
-    promo = rng.random(owner.size) < cust["promo_affinity"][owner]
-    days = uniform_days(u, cust["active_from"][owner], cust["active_to"][owner], calendar, promo)
-    channel = pick(rng, cust["channel_mix"], owner)
-    ts = clock(rng, days, channel, calendar)
-    ts = np.maximum(ts, cust["first_seen"][owner])
-    order = np.lexsort((ts, owner))
-    owner, ts, channel = owner[order], ts[order], channel[order]
-    # Order numbers follow time within the chunk, as a shop system would issue them.
-    number = np.empty(owner.size, dtype=np.int64)
-    number[np.argsort(ts, kind="stable")] = counters["order"] + 1 + np.arange(owner.size)
-    counters["order"] += owner.size
-    day_index = np.clip(ts // DAY - calendar.start_day, 0, calendar.in_sale.size - 1)
-    return {
-        "owner": owner,
-        "ts": ts,
-        "channel": channel,
-        "number": number,
-        "in_sale": calendar.in_sale[day_index],
-        "count": count,
-    }
-
-
-def _draw_lines(
-    rng: np.random.Generator,
-    cust: dict[str, np.ndarray],
-    orders: dict[str, np.ndarray],
-    catalogue: Catalogue,
-) -> dict[str, np.ndarray]:
-    """Sale lines: category by the customer's mix, product by price level, units, discounts.
-
-    Codes are stored in the narrowest integer types: a chunk holds millions of lines.
-    """
-    owner = orders["owner"]
-    extra = np.minimum(rng.poisson(cust["extra_lines"][owner]), 14)
-    order, _ = segments(1 + extra)
-    c = owner[order]
-    category = pick(rng, cust["category_mix"], c)
-    level = np.clip(cust["price_level"][c] + 0.12 * rng.standard_normal(order.size), 0.0, 0.9999)
-    product = catalogue.offset[category] + (level * catalogue.size[category]).astype(np.int64)
-    product = _distinct_products(rng, order, category, product, catalogue)
-    units = 1 + np.minimum(rng.poisson(cust["extra_units"][c] * catalogue.units[category]), 11)
-    price = catalogue.price[product]
-    logit = np.log(cust["discount_rate"][c] / (1.0 - cust["discount_rate"][c]))
-    p_discount = 1.0 / (1.0 + np.exp(-(logit + 1.5 * orders["in_sale"][order])))
-    rate = np.where(
-        rng.random(order.size) < p_discount,
-        rng.choice(_DISCOUNT_RATES, order.size, p=_DISCOUNT_PROBS),
-        0.0,
-    )
-    gross = units * price
-    discount = np.round(gross * rate, 2)
-    return {
-        "order": order.astype(np.int32),
-        "cust": c.astype(np.int32),
-        "category": category.astype(np.int8),
-        "product": product.astype(np.int32),
-        "quantity": units.astype(np.int32),
-        "unit_price": price,
-        "discount": discount,
-        "amount": np.round(gross - discount, 2),
-        "p_return": np.clip(cust["return_rate"][c] * catalogue.returns[category], 0.0, 0.9),
-    }
-
-
-def _distinct_products(
-    rng: np.random.Generator,
-    order: np.ndarray,
-    category: np.ndarray,
-    product: np.ndarray,
-    catalogue: Catalogue,
-) -> np.ndarray:
-    """Redraw products repeated within an order, so no clean line is an exact duplicate."""
-    product = product.copy()
-    n_products = catalogue.price.size
-    for _ in range(50):
-        key = order * n_products + product
-        _, first = np.unique(key, return_index=True)
-        repeated = np.ones(key.size, dtype=bool)
-        repeated[first] = False
-        if not repeated.any():
-            return product
-        cat = category[repeated]
-        product[repeated] = catalogue.offset[cat] + rng.integers(0, catalogue.size[cat])
-    raise RuntimeError("could not draw distinct products within orders")
-
-
-def _add_returns(
-    rng: np.random.Generator,
-    orders: dict[str, np.ndarray],
-    sale: dict[str, np.ndarray],
-    calendar: Calendar,
-) -> dict[str, np.ndarray]:
-    """Sale lines plus return lines (negative units and amount, order "R" + the order number).
-
-    Returns of one order share a return date days after the purchase; a return that would fall
-    after the export window is not in the export. The refund is the price paid per unit.
-    """
-    delay = (2.0 + rng.gamma(2.0, 4.0, orders["ts"].size)) * DAY
-    return_ts = orders["ts"] + delay.astype(np.int64)
-    order = sale["order"]
-    back = (rng.random(order.size) < sale["p_return"]) & (return_ts[order] < calendar.end_day * DAY)
-    qty = sale["quantity"][back]
-    partial = rng.integers(1, qty + 1)
-    returned = np.where(rng.random(qty.size) < 0.7, qty, partial)
-    paid = np.round(sale["amount"][back] / qty, 2)
-    n_sale, n_ret = order.size, int(back.sum())
-    return {
-        "cust": np.concatenate([sale["cust"], sale["cust"][back]]),
-        "order": np.concatenate([order, order[back]]),
-        "is_return": np.concatenate([np.zeros(n_sale, bool), np.ones(n_ret, bool)]),
-        "ts": np.concatenate([orders["ts"][order], return_ts[order[back]]]),
-        "product": np.concatenate([sale["product"], sale["product"][back]]),
-        "category": np.concatenate([sale["category"], sale["category"][back]]),
-        "quantity": np.concatenate([sale["quantity"], -returned]).astype(np.int32),
-        "unit_price": np.concatenate([sale["unit_price"], paid]),
-        "amount": np.concatenate([sale["amount"], np.round(-returned * paid, 2)]),
-        "discount": np.concatenate([sale["discount"], np.zeros(n_ret)]),
-        "channel": orders["channel"][np.concatenate([order, order[back]])].astype(np.int8),
-        "number": orders["number"][np.concatenate([order, order[back]])],
-    }
-
-
-def _sort_lines(lines: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Time order, as an export by date would list them (orders stay contiguous)."""
-    order = np.lexsort(
-        (np.arange(lines["ts"].size), lines["number"], lines["is_return"], lines["ts"])
-    )
-    return {k: v[order] for k, v in lines.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Dirt
-
-
-def _inject_dirt(
-    rng: np.random.Generator,
-    lines: dict[str, np.ndarray],
-    catalogue: Catalogue,
-    counters: dict[str, int],
-) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Add the dirt of real exports, one kind per dirty line, and count it exactly.
-
-    Each clean line draws at most one kind. Duplicates, guest lines (no customer id), zero-price
-    lines and shipping/fee lines are *added* next to their clean host, so dropping every dirty
-    line restores the planted data; impossible dates and extreme outliers are typos *in* a line.
-    Only sale lines host anything but duplicates, only web/app/phone orders get shipping or fees
-    (at most one per order), so no dirty line is ever an exact copy of another line.
-    """
-    n = lines["ts"].size
-    kind = np.searchsorted(np.cumsum(_DIRT_RATES), rng.random(n), side="right")  # 6 = clean
-    clean = len(DIRT_KINDS)
-    sale = ~lines["is_return"]
-    kind[(kind >= 1) & ~sale] = clean
-    shipped = (lines["channel"] != CHANNELS.index("store")) & sale
-    nonprod = np.flatnonzero((kind == 3) & shipped)
-    _, first = np.unique(lines["number"][nonprod], return_index=True)
-    kind[(kind == 3) & ~np.isin(np.arange(n), nonprod[first])] = clean
-    counts = {name: int((kind == i).sum()) for i, name in enumerate(DIRT_KINDS)}
-
-    out = dict(lines)  # copy only the columns the typos change
-    for col in ("ts", "quantity", "amount", "discount"):
-        out[col] = lines[col].copy()
-    typo = np.flatnonzero(kind == 4)
-    year = rng.choice(np.array([1970, 2099]), typo.size)
-    ts = out["ts"][typo].astype("datetime64[s]")
-    into_year = ts - ts.astype("datetime64[Y]").astype("datetime64[s]")
-    out["ts"][typo] = (
-        (year - 1970).astype("datetime64[Y]").astype("datetime64[s]") + into_year
-    ).astype(np.int64)
-    huge = np.flatnonzero(kind == 5)
-    for col in ("quantity", "amount", "discount"):
-        out[col][huge] = out[col][huge] * 1000
-    out["amount"][huge] = np.round(out["amount"][huge], 2)
-
-    # Extra lines: position key = host position + 0.5 (right after it); half the duplicates
-    # land somewhere else in the chunk, as a re-sent or merged export would leave them.
-    extra: list[dict[str, np.ndarray]] = []
-    keys: list[np.ndarray] = []
-    dup = np.flatnonzero(kind == 0)
-    elsewhere = rng.random(dup.size) < 0.5
-    keys.append(np.where(elsewhere, rng.integers(0, n, dup.size), dup) + 0.5)
-    extra.append({k: v[dup] for k, v in out.items()})
-    guest = np.flatnonzero(kind == 1)
-    guest_lines = {k: v[guest] for k, v in out.items()}
-    guest_lines["cust"] = np.full(guest.size, -1, dtype=np.int32)
-    guest_lines["number"] = counters["order"] + 1 + np.arange(guest.size)
-    counters["order"] += guest.size
-    keys.append(guest + 0.5)
-    extra.append(guest_lines)
-    free = np.flatnonzero(kind == 2)  # a gift line on the host's order, booked at price 0
-    free_lines = {k: v[free] for k, v in out.items()}
-    gift = rng.integers(0, catalogue.offset[-1] + catalogue.size[-1], free.size)
-    free_lines["product"] = gift.astype(np.int32)
-    free_lines["category"] = (np.searchsorted(catalogue.offset, gift, side="right") - 1).astype(
-        np.int8
-    )
-    free_lines["quantity"] = np.ones(free.size, dtype=np.int32)
-    for col in ("unit_price", "amount", "discount"):
-        free_lines[col] = np.zeros(free.size)
-    keys.append(free + 0.5)
-    extra.append(free_lines)
-    fee = np.flatnonzero(kind == 3)
-    fee_lines = {k: v[fee] for k, v in out.items()}
-    shipping = rng.random(fee.size) < 0.7
-    fee_price = np.where(
-        shipping, rng.choice([4.9, 5.9, 7.9], fee.size), rng.choice([1.5, 2.0], fee.size)
-    )
-    fee_lines["product"] = np.where(
-        shipping, catalogue.price.size - 2, catalogue.price.size - 1
-    ).astype(np.int32)
-    fee_lines["category"] = np.full(fee.size, -1, dtype=np.int8)
-    fee_lines["quantity"] = np.ones(fee.size, dtype=np.int32)
-    fee_lines["unit_price"] = fee_price
-    fee_lines["amount"] = fee_price
-    fee_lines["discount"] = np.zeros(fee.size)
-    keys.append(fee + 0.5)
-    extra.append(fee_lines)
-
-    position = np.concatenate([np.arange(n, dtype=np.float64), *keys])
-    order = np.argsort(position, kind="stable")
-    merged = {k: np.concatenate([out[k], *(e[k] for e in extra)])[order] for k in out}
-    return merged, counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -834,28 +570,6 @@ def _draw_feedback(
 
 def _json_props(key: str, values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(f'{{"{key}": "', values, '"}', "")
-
-
-def _transaction_table(
-    lines: dict[str, np.ndarray], ids: pa.Array, catalogue: Catalogue
-) -> pa.Table:
-    """Order lines in export shape; repetitive text columns stay dictionary-encoded."""
-    size = lines["ts"].size
-    return pa.table(
-        {
-            "customer_id": coded(ids, lines["cust"]),
-            "order_id": order_ids(lines["is_return"], lines["number"]),
-            "ts": pa.array(lines["ts"], pa.timestamp("s")),
-            "product_id": coded(catalogue.product_id, lines["product"]),
-            "category": coded(pa.array(CATEGORIES), lines["category"]),
-            "quantity": pa.array(lines["quantity"], pa.int64()),
-            "unit_price": pa.array(np.round(lines["unit_price"], 2)),
-            "amount": pa.array(np.round(lines["amount"], 2)),
-            "channel": coded(pa.array(CHANNELS), lines["channel"]),
-            "discount": pa.array(np.round(lines["discount"], 2)),
-            "currency": coded(pa.array(["EUR"]), np.zeros(size, dtype=np.int8)),
-        }
-    )
 
 
 def _event_table(blocks: list[dict[str, Any]], ids: pa.Array) -> pa.Table:
