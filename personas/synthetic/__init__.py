@@ -22,6 +22,8 @@ __getattr__, __dir__, __all__ = attach(
         "columns",
         "customers",
         "dirt",
+        "events",
+        "feedback",
         "orders",
         "planted",
         "profiles",

@@ -115,8 +115,6 @@ PLANTED_PERSONAS: tuple[PlantedPersona, ...] = (
         survey_rate=0.6, loyalty=0.2, coupon_rate=0.1, new_customer_share=0.4,
     ),
 )
-
-
 # fmt: on
 
 

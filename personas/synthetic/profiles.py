@@ -57,8 +57,6 @@ _LAST_NAMES = (
     ("Nyström", "nystrom"), ("Lindqvist", "lindqvist"), ("Salo", "salo"), ("Rantanen", "rantanen"),
 )
 _MAIL_DOMAINS = ("example.com", "example.fi", "example.net", "example.org")
-
-
 # fmt: on
 
 

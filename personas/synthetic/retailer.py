@@ -34,12 +34,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from personas.schema import EVENT_TYPES
-from personas.synthetic.calendar import DAY, Calendar, clock, make_calendar, uniform_days
+from personas.synthetic.calendar import Calendar, make_calendar
 from personas.synthetic.catalogue import Catalogue, draw_catalogue
-from personas.synthetic.columns import coded, labels, numbered, order_ids
+from personas.synthetic.columns import numbered
 from personas.synthetic.customers import draw_customers
 from personas.synthetic.dirt import DIRT_KINDS, inject_dirt
+from personas.synthetic.events import draw_events, event_table
+from personas.synthetic.feedback import draw_feedback, feedback_table
 from personas.synthetic.orders import (
     add_returns,
     draw_lines,
@@ -49,7 +50,6 @@ from personas.synthetic.orders import (
 )
 from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, noise_level
 from personas.synthetic.profiles import customer_table, draw_profiles
-from personas.synthetic.sampling import pick, segments
 
 GENERATOR_VERSION = "1.0"
 FILES = {
@@ -62,31 +62,6 @@ FILES = {
 }
 _GZIP_LEVEL = 1  # writing is the bottleneck; levels 3 and 6 gain only 10-20 % in size
 _WRITE_BATCH = 250_000  # rows serialized at a time: bounds the writers' text buffers
-# fmt: off
-_TICKET_TOPICS = ("delivery", "return", "refund", "damaged_item", "payment", "account")
-_CONTACT_CHANNELS = ("phone", "sms", "mail")
-_EVENT_CHANNELS = ("web", "app", "store", "phone", "email", "sms", "mail")
-_COMMENTS = {
-    "nps": (
-        (6, ("Too many problems lately.", "Would not recommend.", "Service has gone downhill.",
-             "")),
-        (8, ("It is fine.", "Okay prices, okay service.", "", "")),
-        (10, ("Love shopping here!", "Great service every time.", "Always recommend you.", "")),
-    ),
-    "csat": (
-        (2, ("My issue was not solved.", "Slow answer.", "")),
-        (3, ("Took a while but okay.", "")),
-        (5, ("Quick and helpful.", "Thanks for the help!", "")),
-    ),
-    "review": (
-        (2, ("Poor quality, sent it back.", "Did not match the description.", "")),
-        (3, ("Average product.", "Does the job.", "")),
-        (5, ("Excellent quality.", "Exactly as described.", "Great value.", "")),
-    ),
-}
-
-
-# fmt: on
 
 
 @dataclass(frozen=True)
@@ -244,9 +219,9 @@ def _chunk(
         lines, dirt = inject_dirt(rng, lines, catalogue, counters)
     transactions = transaction_table(lines, ids, catalogue)
     del lines
-    events = _draw_events(rng, cust, orders, sale, calendar, catalogue, counters)
-    feedback = _draw_feedback(rng, cust, orders, events["tickets"], calendar)
-    events = _event_table(events.pop("blocks"), ids)
+    events = draw_events(rng, cust, orders, sale, calendar, catalogue, counters)
+    feedback = draw_feedback(rng, cust, orders, events["tickets"], calendar)
+    events = event_table(events.pop("blocks"), ids)
     planted = ~cust["is_prospect"]
     names = np.array([p.name for p in PLANTED_PERSONAS])
     truth = pa.table(
@@ -260,354 +235,9 @@ def _chunk(
         "transactions": transactions,
         "customers": customer_table(draw_profiles(rng, cust), ids),
         "events": events,
-        "feedback": _feedback_table(feedback, ids),
+        "feedback": feedback_table(feedback, ids),
     }
     return {"tables": tables, "dirt": dirt, "truth": truth}
-
-
-# ---------------------------------------------------------------------------------------------
-# Behaviour events and feedback
-
-
-def _draw_events(
-    rng: np.random.Generator,
-    cust: dict[str, np.ndarray],
-    orders: dict[str, np.ndarray],
-    sale: dict[str, np.ndarray],
-    calendar: Calendar,
-    catalogue: Catalogue,
-    counters: dict[str, int],
-) -> dict[str, Any]:
-    """Web/app sessions, carts, checkouts, e-mail campaigns, tickets, contacts and coupons.
-
-    Online orders leave an add_to_cart and a checkout in their session; browsing sessions may
-    leave an abandoned cart, so cart abandonment is measurable as carts without a checkout.
-    Returns the event blocks (column arrays) and the support tickets, which CSAT surveys follow.
-    """
-    blocks: list[dict[str, Any]] = []
-    n = cust["persona"].size
-    start, end = float(calendar.start_day), float(calendar.end_day)
-    end_ts = calendar.end_day * DAY - 1
-    web, app = CHANNELS.index("web"), CHANNELS.index("app")
-    phone, email, sms, mail = (_EVENT_CHANNELS.index(c) for c in ("phone", "email", "sms", "mail"))
-
-    # Online orders: cart, then checkout, in one session.
-    online = np.flatnonzero((orders["channel"] == web) | (orders["channel"] == app))
-    order_session = np.full(orders["ts"].size, -1)
-    order_session[online] = _take_numbers(counters, "session", online.size)
-    first_line = np.searchsorted(sale["order"], online)
-    cart_ts = orders["ts"][online] - rng.integers(60, 1800, online.size)  # may precede start
-    product_ids = catalogue.product_id.take(pa.array(sale["product"][first_line]))
-    online_ids = order_ids(np.zeros(online.size, bool), orders["number"][online])
-    for event, ts, props in (
-        ("add_to_cart", cart_ts, _json_props("product_id", product_ids)),
-        ("checkout", orders["ts"][online], _json_props("order_id", online_ids)),
-    ):
-        blocks.append(
-            _block(
-                orders["owner"][online],
-                ts,
-                event,
-                orders["channel"][online],
-                order_session[online],
-                props,
-            )
-        )
-
-    # Browsing sessions on the customer's online channels within the active window (lapsed
-    # customers drift away a month after their last order; prospects browse from sign-up).
-    frm = np.where(cust["is_prospect"], cust["first_seen"] / DAY, cust["active_from"])
-    to = np.where(cust["lapsed"], np.minimum(cust["active_to"] + 30.0, end), end)
-    rate = np.where(cust["is_prospect"], 1.5, cust["sessions_per_year"])
-    owner, _ = segments(rng.poisson(rate * np.maximum(to - frm, 1.0) / 365.25))
-    mix = np.diff(cust["channel_mix"], axis=1, prepend=0.0)
-    p_app = mix[:, app] / (mix[:, app] + mix[:, web])
-    channel = np.where(rng.random(owner.size) < p_app[owner], app, web)
-    days = uniform_days(rng.random(owner.size), frm[owner], to[owner], calendar)
-    ts = np.minimum(clock(rng, days, channel, calendar), end_ts - 900)
-    session = _take_numbers(counters, "session", owner.size)
-    pages = np.array(["/", "/sale", "/new", "/search"])[rng.integers(0, 4, owner.size)]
-    blocks.append(
-        _block(
-            owner,
-            ts,
-            np.where(channel == app, "app_session", "page_view"),
-            channel,
-            session,
-            _json_props("page", pa.array(pages)),
-        )
-    )
-    category = pick(rng, cust["category_mix"], owner)
-    looked = rng.random(owner.size) < 0.2
-    blocks.append(
-        _block(
-            owner[looked],
-            ts[looked] + rng.integers(20, 300, looked.sum()),
-            "product_view",
-            channel[looked],
-            session[looked],
-            _json_props("category", pa.array(np.array(CATEGORIES)[category[looked]])),
-        )
-    )
-    left = rng.random(owner.size) < cust["cart_abandon"][owner]
-    cat = category[left]
-    product = catalogue.offset[cat] + rng.integers(0, catalogue.size[cat])
-    blocks.append(
-        _block(
-            owner[left],
-            ts[left] + rng.integers(300, 900, left.sum()),
-            "add_to_cart",
-            channel[left],
-            session[left],
-            _json_props("product_id", catalogue.product_id.take(pa.array(product))),
-        )
-    )
-
-    # E-mail campaigns every four weeks; each reaches a subscriber with some chance.
-    campaign_day = np.arange(start + 3.0, end, 28.0)
-    names = pa.array([_campaign_name(d) for d in campaign_day])
-    subscribed = rng.random(n) < np.where(cust["is_prospect"], 0.9, 0.8)
-    sent = (
-        (rng.random((n, campaign_day.size)) < 0.15)
-        & subscribed[:, None]
-        & (campaign_day[None, :] >= cust["first_seen"][:, None] / DAY)
-    )
-    owner, which = np.nonzero(sent)
-    sent_ts = (
-        (campaign_day[which] * DAY).astype(np.int64) + 8 * 3600 + rng.integers(0, 7200, owner.size)
-    )
-    campaign = _json_props("campaign", names.take(pa.array(which)))
-    opened = rng.random(owner.size) < cust["email_open"][owner]
-    open_ts = sent_ts + rng.exponential(8 * 3600, owner.size).astype(np.int64)
-    clicked = opened & (rng.random(owner.size) < cust["email_click"][owner])
-    click_ts = open_ts + rng.integers(5, 600, owner.size)
-    for event, mask, ts in (
-        ("email_sent", None, sent_ts),
-        ("email_open", opened, open_ts),
-        ("email_click", clicked, click_ts),
-    ):
-        keep = np.ones(owner.size, bool) if mask is None else mask
-        blocks.append(
-            _block(owner[keep], ts[keep], event, email, -1, campaign.filter(pa.array(keep)))
-        )
-
-    # Support tickets follow one of the customer's orders.
-    years = (cust["active_to"] - cust["active_from"]) / 365.25
-    count = rng.poisson(cust["tickets_per_year"] * np.maximum(years, 0.5))
-    owner, _ = segments(np.where(cust["is_prospect"], 0, count))
-    starts = np.cumsum(orders["count"]) - orders["count"]
-    about = starts[owner] + rng.integers(0, np.maximum(orders["count"][owner], 1))
-    ts = orders["ts"][about] + rng.integers(DAY, 14 * DAY, owner.size)
-    topics = np.array(_TICKET_TOPICS)[rng.integers(0, len(_TICKET_TOPICS), owner.size)]
-    blocks.append(
-        _block(
-            owner,
-            ts,
-            "support_ticket",
-            rng.choice(np.array([web, phone, email]), owner.size, p=[0.45, 0.35, 0.2]),
-            -1,
-            _json_props("topic", pa.array(topics)),
-        )
-    )
-    tickets = {"owner": owner[ts <= end_ts], "ts": ts[ts <= end_ts]}
-
-    # Outbound campaign contacts by phone, SMS or letter, after sign-up.
-    owner, _ = segments(rng.poisson(0.3, n))
-    day = rng.uniform(np.maximum(cust["first_seen"][owner] / DAY, start), end)
-    ts = (np.floor(day) * DAY).astype(np.int64) + rng.integers(10 * 3600, 18 * 3600, owner.size)
-    blocks.append(
-        _block(
-            owner,
-            ts,
-            "campaign_contact",
-            rng.choice(np.array([phone, sms, mail]), owner.size, p=[0.3, 0.4, 0.3]),
-            -1,
-            _json_props(
-                "campaign", names.take(pa.array(rng.integers(0, campaign_day.size, owner.size)))
-            ),
-        )
-    )
-
-    # Coupons: a discounted order redeems one with the customer's coupon propensity.
-    discounted = np.zeros(orders["ts"].size, dtype=bool)
-    discounted[sale["order"][sale["discount"] > 0]] = True
-    used = np.flatnonzero(
-        discounted & (rng.random(discounted.size) < cust["coupon_rate"][orders["owner"]])
-    )
-    codes = np.array(["SAVE10", "SAVE20", "WELCOME", "SALE30", "LOYAL15"])
-    props = pc.binary_join_element_wise(
-        '{"coupon": "',
-        pa.array(codes[rng.integers(0, codes.size, used.size)]),
-        '", "order_id": "',
-        order_ids(np.zeros(used.size, bool), orders["number"][used]),
-        '"}',
-        "",
-    )
-    blocks.append(
-        _block(
-            orders["owner"][used],
-            orders["ts"][used],
-            "coupon_redeem",
-            orders["channel"][used],
-            order_session[used],
-            props,
-        )
-    )
-    # What happened outside the export window is not in the export.
-    inside = [_within(b, calendar.start_day * DAY, end_ts) for b in blocks]
-    return {"blocks": inside, "tickets": tickets}
-
-
-def _block(
-    owner: np.ndarray,
-    ts: np.ndarray,
-    event: str | np.ndarray,
-    channel: int | np.ndarray,
-    session: int | np.ndarray,
-    props: pa.Array,
-) -> dict[str, Any]:
-    """One kind of events as columns; event types and channels as codes."""
-    size = owner.size
-    if isinstance(event, str):
-        code = np.full(size, EVENT_TYPES.index(event))
-    else:
-        names, inverse = np.unique(event, return_inverse=True)
-        code = np.array([EVENT_TYPES.index(e) for e in names], dtype=np.int64)[inverse]
-    return {
-        "owner": owner.astype(np.int32),
-        "ts": np.asarray(ts, dtype=np.int64),
-        "type": code.astype(np.int8),
-        "channel": np.broadcast_to(channel, size).astype(np.int8),
-        "session": np.broadcast_to(session, size).astype(np.int64),
-        "props": props,
-    }
-
-
-def _within(block: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
-    """The events of a block with ``lo <= ts <= hi``."""
-    keep = (block["ts"] >= lo) & (block["ts"] <= hi)
-    if keep.all():
-        return block
-    out = {k: v[keep] for k, v in block.items() if k != "props"}
-    out["props"] = block["props"].filter(pa.array(keep))
-    return out
-
-
-def _take_numbers(counters: dict[str, int], name: str, size: int) -> np.ndarray:
-    """The next ``size`` numbers of a running counter (order or session numbers)."""
-    numbers = counters[name] + 1 + np.arange(size)
-    counters[name] += size
-    return numbers
-
-
-def _campaign_name(day: float) -> str:
-    """Campaign label from its send date: the sale it announces, or a monthly newsletter."""
-    date = np.datetime64(int(day), "D").item()
-    sales = {
-        1: "january_sale",
-        3: "spring_sale",
-        6: "summer_sale",
-        7: "summer_sale",
-        11: "black_friday",
-        12: "christmas",
-    }
-    label = sales.get(date.month, "newsletter")
-    return f"{label}_{date:%Y_%m}"
-
-
-def _draw_feedback(
-    rng: np.random.Generator,
-    cust: dict[str, np.ndarray],
-    orders: dict[str, np.ndarray],
-    tickets: dict[str, np.ndarray],
-    calendar: Calendar,
-) -> dict[str, np.ndarray]:
-    """NPS surveys of responders, CSAT after support tickets and product reviews after orders.
-
-    Response rates differ by persona, so missing feedback is itself informative, as in reality.
-    """
-    end_ts = calendar.end_day * DAY - 1
-    n = cust["persona"].size
-    starts = np.cumsum(orders["count"]) - orders["count"]
-    responder = ~cust["is_prospect"] & (rng.random(n) < cust["survey_rate"])
-    owner, _ = segments(np.where(responder, 1 + (rng.random(n) < 0.3), 0))
-    after = starts[owner] + rng.integers(0, np.maximum(orders["count"][owner], 1))
-    nps_ts = orders["ts"][after] + rng.integers(2 * DAY, 20 * DAY, owner.size)
-    nps = np.clip(np.round(rng.normal(cust["nps"][owner], 1.2)), 0, 10)
-    nps_owner = owner
-    answered = rng.random(tickets["owner"].size) < 0.6
-    csat_owner = tickets["owner"][answered]
-    csat_ts = tickets["ts"][answered] + rng.integers(3600, 2 * DAY, csat_owner.size)
-    csat = np.clip(np.round(rng.normal(cust["csat"][csat_owner], 0.7)), 1, 5)
-    reviewed = rng.random(orders["ts"].size) < 0.12 * cust["survey_rate"][orders["owner"]]
-    review_owner = orders["owner"][reviewed]
-    review_ts = orders["ts"][reviewed] + rng.integers(3 * DAY, 20 * DAY, review_owner.size)
-    review = np.clip(np.round(rng.normal(cust["csat"][review_owner] + 0.2, 0.9)), 1, 5)
-    kind = np.repeat([0, 1, 2], [nps_owner.size, csat_owner.size, review_owner.size])
-    score = np.concatenate([nps, csat, review])
-    ts = np.concatenate([nps_ts, csat_ts, review_ts])
-    keep = ts <= end_ts  # surveys answered after the export window are not in it
-    comment = np.full(kind.size, "", dtype=object)
-    for k, name in enumerate(("nps", "csat", "review")):
-        for lo, (top, texts) in zip(
-            (-1, *(t for t, _ in _COMMENTS[name])), _COMMENTS[name], strict=False
-        ):
-            mask = (kind == k) & (score > lo) & (score <= top)
-            comment[mask] = np.array(texts, dtype=object)[rng.integers(0, len(texts), mask.sum())]
-    order = np.argsort(ts[keep], kind="stable")
-    return {
-        "owner": np.concatenate([nps_owner, csat_owner, review_owner])[keep][order],
-        "ts": ts[keep][order],
-        "kind": kind[keep][order],
-        "score": score[keep][order],
-        "comment": comment[keep][order],
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Arrow tables
-
-
-def _json_props(key: str, values: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(f'{{"{key}": "', values, '"}', "")
-
-
-def _event_table(blocks: list[dict[str, Any]], ids: pa.Array) -> pa.Table:
-    """Events of all blocks in time order; ``session_id`` stays a number until written.
-
-    Consumes ``blocks`` column by column, so the blocks and the table never coexist in full.
-    """
-
-    def column(key: str) -> np.ndarray:
-        return np.concatenate([b.pop(key) for b in blocks])[order]
-
-    order = np.argsort(np.concatenate([b["ts"] for b in blocks]), kind="stable")
-    session = column("session")
-    table = {
-        "customer_id": coded(ids, column("owner")),
-        "ts": pa.array(column("ts"), pa.timestamp("s")),
-        "event_type": coded(pa.array(EVENT_TYPES), column("type")),
-        "channel": coded(pa.array(_EVENT_CHANNELS), column("channel")),
-        "session_id": pa.array(session, pa.int64(), mask=session < 0),
-    }
-    props = pa.concat_arrays([b.pop("props") for b in blocks])
-    table["properties"] = props.take(pa.array(order))
-    return pa.table(table)
-
-
-def _feedback_table(feedback: dict[str, np.ndarray], ids: pa.Array) -> pa.Table:
-    kinds = ("nps", "csat", "review")
-    comment = feedback["comment"]
-    return pa.table(
-        {
-            "customer_id": ids.take(pa.array(feedback["owner"])),
-            "ts": pa.array(feedback["ts"], pa.timestamp("s")),
-            "kind": labels(kinds, feedback["kind"]),
-            "score": pa.array(feedback["score"].astype(np.int64)),
-            "scale_max": pa.array(np.array([10, 5, 5])[feedback["kind"]]),
-            "comment": pa.array(comment.astype(str), mask=comment == ""),
-        }
-    )
 
 
 # ---------------------------------------------------------------------------------------------
