@@ -29,5 +29,6 @@ __getattr__, __dir__, __all__ = attach(
         "profiles",
         "retailer",
         "sampling",
+        "writers",
     ),
 )

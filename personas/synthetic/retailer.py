@@ -9,6 +9,11 @@ labels in ``truth.parquet``. Everything is vectorized numpy, generated in chunks
 compressed on two writer threads meanwhile, so a million customers (about 21 million order lines,
 25 million events) take a minute or two and about 1.5 GB of memory.
 
+This module is the orchestration. Beside it is one module per thing drawn: ``planted``
+(the ground truth), ``customers``, ``profiles``, ``orders`` (with returns), ``dirt``,
+``events`` and ``feedback``, built on the shared ``calendar``, ``catalogue``,
+``sampling`` and ``columns``; ``writers`` turns the tables into files.
+
 Examples
 --------
 >>> from personas.synthetic.retailer import generate
@@ -19,9 +24,8 @@ True
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -30,8 +34,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from personas.synthetic.calendar import Calendar, make_calendar
@@ -50,6 +52,7 @@ from personas.synthetic.orders import (
 )
 from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, noise_level
 from personas.synthetic.profiles import customer_table, draw_profiles
+from personas.synthetic.writers import GzipSink, write_tables
 
 GENERATOR_VERSION = "1.0"
 FILES = {
@@ -60,8 +63,6 @@ FILES = {
     "truth": "truth.parquet",
     "meta": "meta.json",
 }
-_GZIP_LEVEL = 1  # writing is the bottleneck; levels 3 and 6 gain only 10-20 % in size
-_WRITE_BATCH = 250_000  # rows serialized at a time: bounds the writers' text buffers
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def generate(
     truth: list[pa.Table] = []
     counters = {"order": 0, "session": 0}
     with ExitStack() as stack:
-        sinks = {name: stack.enter_context(_GzipSink(paths[name])) for name in rows}
+        sinks = {name: stack.enter_context(GzipSink(paths[name])) for name in rows}
         # Two writer threads (events | the rest) compress chunk i while chunk i + 1 is drawn;
         # waiting for them before handing over the next chunk keeps at most two chunks alive.
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
@@ -151,8 +152,8 @@ def generate(
             tables = chunk.pop("tables")
             del chunk
             pending = [
-                pool.submit(_write_tables, sinks, {"events": tables.pop("events")}, first == 0),
-                pool.submit(_write_tables, sinks, tables, first == 0),
+                pool.submit(write_tables, sinks, {"events": tables.pop("events")}, first == 0),
+                pool.submit(write_tables, sinks, tables, first == 0),
             ]
             del tables
             if progress is not None:
@@ -187,10 +188,6 @@ def generate(
     }
     paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
     return GeneratedData(out_dir=out, paths=paths, rows=rows, meta=meta)
-
-
-# ---------------------------------------------------------------------------------------------
-# Customers
 
 
 def _chunk(
@@ -238,80 +235,3 @@ def _chunk(
         "feedback": feedback_table(feedback, ids),
     }
     return {"tables": tables, "dirt": dirt, "truth": truth}
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-
-class _GzipSink:
-    """A gzip file written in pieces, with no name or time in its header (byte-reproducible)."""
-
-    def __init__(self, path: Path) -> None:
-        self._raw = open(path, "wb")  # noqa: SIM115 -- closed in __exit__
-        self._gz = gzip.GzipFile(
-            filename="", mode="wb", fileobj=self._raw, compresslevel=_GZIP_LEVEL, mtime=0
-        )
-
-    def __enter__(self) -> _GzipSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._gz.close()
-        self._raw.close()
-
-    def write(self, data: Any) -> None:
-        self._gz.write(data)
-
-
-def _write_tables(sinks: dict[str, _GzipSink], tables: dict[str, pa.Table], header: bool) -> None:
-    """Serialize and compress tables of one chunk (on a writer thread: Arrow and zlib drop the GIL).
-
-    Each table is released as soon as it is written, which lowers the peak memory.
-    """
-    for name in list(tables):
-        table = tables.pop(name)
-        pieces = _jsonl(table) if name == "events" else _csv(table, header)
-        for piece in pieces:
-            sinks[name].write(piece)
-        del table, pieces
-
-
-def _csv(table: pa.Table, header: bool) -> Iterator[pa.Buffer]:
-    for i, offset in enumerate(range(0, max(table.num_rows, 1), _WRITE_BATCH)):
-        sink = pa.BufferOutputStream()
-        options = pacsv.WriteOptions(include_header=header and i == 0)
-        pacsv.write_csv(table.slice(offset, _WRITE_BATCH), sink, options)
-        yield sink.getvalue()
-
-
-def _jsonl(table: pa.Table) -> Iterator[pa.Buffer]:
-    """JSON lines assembled by Arrow string kernels: one object per event, properties as text."""
-    for offset in range(0, table.num_rows, _WRITE_BATCH):
-        t = table.slice(offset, _WRITE_BATCH)
-        number = pc.utf8_lpad(pc.cast(t["session_id"], pa.string()), width=10, padding="0")
-        session = pc.if_else(
-            pc.is_null(t["session_id"]), "null", pc.binary_join_element_wise('"S', number, '"', "")
-        )
-        props = pc.replace_substring(t["properties"], '"', '\\"')
-        text = {c: pc.cast(t[c], pa.string()) for c in ("customer_id", "event_type", "channel")}
-        line = pc.binary_join_element_wise(
-            '{"customer_id":"',
-            text["customer_id"],
-            '","ts":"',
-            pc.cast(t["ts"], pa.string()),
-            '","event_type":"',
-            text["event_type"],
-            '","channel":"',
-            text["channel"],
-            '","session_id":',
-            session,
-            ',"properties":"',
-            props,
-            '"}\n',
-            "",
-        )
-        array = line.combine_chunks() if isinstance(line, pa.ChunkedArray) else line
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)
-        lo, hi = offsets[array.offset], offsets[array.offset + len(array)]
-        yield array.buffers()[2][lo:hi]
