@@ -21,7 +21,9 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from personas import schema
-from personas.synthetic.retailer import CATEGORIES, CHANNELS, DIRT_KINDS, PLANTED_PERSONAS, generate
+from personas.synthetic.dirt import DIRT_KINDS
+from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS
+from personas.synthetic.retailer import generate
 
 N = 8_000
 PERSONAL = {"full_name", "email", "phone"}
