@@ -164,7 +164,7 @@ def generate(
     pq.write_table(truth_table, paths["truth"], compression="zstd")
     rows["truth"] = truth_table.num_rows
     meta = {
-        "generator": "personas.synthetic.retailer",
+        "generator": "personas.synthetic",
         "version": GENERATOR_VERSION,
         "args": {
             "customers": int(customers),
