@@ -16,5 +16,16 @@ __getattr__, __dir__, __all__ = attach(
         "load_mapping": "mapping",
         "shipped_mappings": "mapping",
     },
-    submodules=("batch", "cleaning", "mapping", "parsing", "readers"),
+    submodules=(
+        "batch",
+        "canonical",
+        "cleaning",
+        "context",
+        "dedupe",
+        "mapping",
+        "parsing",
+        "readers",
+        "stage",
+        "write",
+    ),
 )

@@ -321,7 +321,7 @@ def test_large_file_split_into_chunks_matches_one_scan(
         chunk = gzip.decompress(f.read_bytes()).index(b"line\nbreak") + 6
     monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
     monkeypatch.setattr(readers, "CHUNK_BYTES", chunk)
-    import personas.ingest.batch as ingest_mod
+    from personas.ingest import stage
 
     made: list[int] = []
 
@@ -331,14 +331,14 @@ def test_large_file_split_into_chunks_matches_one_scan(
             yield c
 
     serial: list[int] = []
-    stage_unit = ingest_mod._stage_unit
+    stage_unit = stage.stage_unit
 
     def counting_unit(*a, **k):
         serial.append(1)
         return stage_unit(*a, **k)
 
-    monkeypatch.setattr(ingest_mod, "split_file", counting_split)
-    monkeypatch.setattr(ingest_mod, "_stage_unit", counting_unit)
+    monkeypatch.setattr(stage, "split_file", counting_split)
+    monkeypatch.setattr(stage, "stage_unit", counting_unit)
     split = ingest([f], _mapping(tmp_path), tmp_path / "split")
     assert len(made) > 1  # the file was cut into chunks
     # ... and read again in one scan only when a cut fell inside a quoted value
@@ -387,7 +387,7 @@ def test_read_mes_and_checksums_in_a_folder_are_ignored(tmp_path: Path) -> None:
 
 def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
     """Months with a large share are filtered, the few stray rows gathered: same result."""
-    from personas.ingest.batch import _by_month
+    from personas.ingest.write import _by_month
 
     rng = np.random.default_rng(7)
     part = np.full(4000, 202402)
@@ -411,7 +411,7 @@ def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
 
 def test_months_of_kept_rows_match_the_calendar() -> None:
     """Bisection among month starts gives each kept row its UTC year * 100 + month."""
-    from personas.ingest.batch import _months
+    from personas.ingest.write import _months
 
     rng = np.random.default_rng(3)
     us = rng.integers(
@@ -443,7 +443,7 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     tmp_path: Path, monkeypatch, room: str
 ) -> None:
     """Chunks past the in-memory hash budget send the duplicate search to DuckDB: same lake."""
-    import personas.ingest.batch as ingest_mod
+    from personas.ingest import dedupe, stage
 
     f = tmp_path / "big.csv.gz"
     _big_file(f, 20_000)
@@ -452,15 +452,15 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
     monkeypatch.setattr(readers, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
     limit = {"all": 10**9, "part": 8_000, "none": 0}[room]
-    monkeypatch.setattr(ingest_mod, "HASH_SORT_MAX_ROWS", limit)
+    monkeypatch.setattr(stage, "HASH_SORT_MAX_ROWS", limit)
     in_duckdb: list[str] = []
-    sql_path = ingest_mod._repeated_hashes_sql
+    sql_path = dedupe._repeated_hashes_sql
 
     def spy(con, table, lake_hashes):
         in_duckdb.append(table)
         return sql_path(con, table, lake_hashes)
 
-    monkeypatch.setattr(ingest_mod, "_repeated_hashes_sql", spy)
+    monkeypatch.setattr(dedupe, "_repeated_hashes_sql", spy)
     report = ingest([f], _mapping(tmp_path), tmp_path / "lake")
     assert report.totals() == {
         "rows_in": 20_800,
