@@ -40,15 +40,11 @@ from personas import schema
 from personas.errors import MappingError, SourceError
 from personas.ingest.context import Context, Input
 from personas.ingest.dedupe import find_duplicates
+from personas.ingest.files import fingerprint
 from personas.ingest.mapping import Mapping, Source, load_mapping
-from personas.ingest.readers import (
-    fingerprint,
-    group_key,
-    read_sql_table,
-    splittable,
-    sql_fingerprint,
-)
+from personas.ingest.readers import read_sql_table, sql_fingerprint
 from personas.ingest.stage import check_stage, stage_split, stage_unit, stage_views, sum_tallies
+from personas.ingest.textfiles import group_key, splittable
 from personas.ingest.write import write_lake
 from personas.lake import Batch, Lake, SourceRecord, pause_point
 from personas.sqltext import ident

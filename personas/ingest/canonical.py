@@ -15,7 +15,7 @@ from personas.ingest.cleaning import RuleSet, rules_for
 from personas.ingest.context import Context
 from personas.ingest.mapping import Output, Source
 from personas.ingest.parsing import FieldSQL, field_sql
-from personas.ingest.readers import RawSource
+from personas.ingest.rawsource import RawSource
 from personas.sqltext import ident, quote
 
 # Columns hashed to find duplicate candidates (all canonical columns are then compared).

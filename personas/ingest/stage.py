@@ -23,19 +23,13 @@ import pyarrow.compute as pc
 from personas.errors import MappingError, SchemaError, SourceError
 from personas.ingest.canonical import output_sql
 from personas.ingest.context import Context, Input
+from personas.ingest.diagnose import diagnose_files
+from personas.ingest.lookups import attach_lookups, prepare_lookups
 from personas.ingest.mapping import PII_NAME, Source
 from personas.ingest.parsing import guess_hint
-from personas.ingest.readers import (
-    Chunk,
-    RawSource,
-    attach_lookups,
-    chunk_source,
-    diagnose_files,
-    header_names,
-    open_source,
-    prepare_lookups,
-    split_file,
-)
+from personas.ingest.rawsource import RawSource
+from personas.ingest.readers import open_source
+from personas.ingest.textfiles import Chunk, chunk_source, header_names, split_file
 from personas.sqltext import first_line
 
 #: Rows per Arrow batch handed from DuckDB to the stage (and read back at a time).

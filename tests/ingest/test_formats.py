@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from personas.ingest import readers
+from personas.ingest import textfiles
 from personas.ingest.batch import ingest
 from personas.ingest.mapping import load_mapping
 from personas.lake import Lake
@@ -280,7 +280,7 @@ def test_many_small_files_are_read_in_one_scan_with_per_file_rows(tmp_path: Path
         (data / f"2024-01-{day:02d}.csv").write_text(
             ",".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8"
         )
-    assert len(readers.group_key.__doc__ or "") > 0
+    assert len(textfiles.group_key.__doc__ or "") > 0
     report = ingest([data], _mapping(tmp_path), tmp_path / "lake")
     assert report.totals()["accepted"] == sum(range(1, 13))
     con = Lake(tmp_path / "lake").connect()
@@ -319,14 +319,14 @@ def test_large_file_split_into_chunks_matches_one_scan(
     chunk = 64 << 10  # ~20 chunks
     if case == "cut_inside_quotes":  # the first block ends just after the quoted line end
         chunk = gzip.decompress(f.read_bytes()).index(b"line\nbreak") + 6
-    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
-    monkeypatch.setattr(readers, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(textfiles, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", chunk)
     from personas.ingest import stage
 
     made: list[int] = []
 
     def counting_split(*a, **k):
-        for c in readers.split_file(*a, **k):
+        for c in textfiles.split_file(*a, **k):
             made.append(c.index)
             yield c
 
@@ -449,8 +449,8 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     _big_file(f, 20_000)
     text = gzip.decompress(f.read_bytes()).decode().splitlines(keepends=True)
     f.write_bytes(gzip.compress("".join(text + text[1:501] + text[15_001:15_301]).encode()))
-    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
+    monkeypatch.setattr(textfiles, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
     limit = {"all": 10**9, "part": 8_000, "none": 0}[room]
     monkeypatch.setattr(stage, "HASH_SORT_MAX_ROWS", limit)
     in_duckdb: list[str] = []
