@@ -8,7 +8,7 @@ produce, so features decide what to do with it.
 
 Rules only look at the row itself, which is what makes ingesting day by day give the same lake
 as ingesting everything at once. (Exact duplicates, the one rule that compares rows, is applied
-by :mod:`personas.ingest.batch` after these.)
+by :mod:`personas.ingest.dedupe` after these.)
 
 The verdict is computed once per row as the index of the first failing check (``_ck``); the
 rule name, reason and column are then looked up from that index, so the reason text (string

@@ -13,7 +13,7 @@ import duckdb
 
 from personas.errors import SchemaError
 from personas.ingest.mapping import ColumnSpec, Source
-from personas.ingest.readers import RawSource
+from personas.ingest.rawsource import RawSource
 from personas.sqltext import ident, quote
 
 ID_FIELDS = {"customer_id", "order_id", "product_id", "session_id"}

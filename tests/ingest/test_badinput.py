@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from personas.errors import MappingError, SchemaError, SourceError
-from personas.ingest import readers
+from personas.ingest import textfiles
 from personas.ingest.batch import ingest
 from personas.lake import STAGING_DIR, Lake
 
@@ -107,8 +107,8 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_large_file_path(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(textfiles, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", 16 << 10)
     f = _write(tmp_path / "orders.csv.gz", _rows(5000))
     f.write_bytes(f.read_bytes()[: f.stat().st_size * 2 // 3])
     _refused(

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from personas.ingest import readers
+from personas.ingest import textfiles
 from personas.ingest.batch import ingest
 from personas.ingest.mapping import load_mapping
 from personas.lake import Lake
@@ -280,7 +280,7 @@ def test_many_small_files_are_read_in_one_scan_with_per_file_rows(tmp_path: Path
         (data / f"2024-01-{day:02d}.csv").write_text(
             ",".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8"
         )
-    assert len(readers.group_key.__doc__ or "") > 0
+    assert len(textfiles.group_key.__doc__ or "") > 0
     report = ingest([data], _mapping(tmp_path), tmp_path / "lake")
     assert report.totals()["accepted"] == sum(range(1, 13))
     con = Lake(tmp_path / "lake").connect()
@@ -319,26 +319,26 @@ def test_large_file_split_into_chunks_matches_one_scan(
     chunk = 64 << 10  # ~20 chunks
     if case == "cut_inside_quotes":  # the first block ends just after the quoted line end
         chunk = gzip.decompress(f.read_bytes()).index(b"line\nbreak") + 6
-    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
-    monkeypatch.setattr(readers, "CHUNK_BYTES", chunk)
-    import personas.ingest.batch as ingest_mod
+    monkeypatch.setattr(textfiles, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", chunk)
+    from personas.ingest import stage
 
     made: list[int] = []
 
     def counting_split(*a, **k):
-        for c in readers.split_file(*a, **k):
+        for c in textfiles.split_file(*a, **k):
             made.append(c.index)
             yield c
 
     serial: list[int] = []
-    stage_unit = ingest_mod._stage_unit
+    stage_unit = stage.stage_unit
 
     def counting_unit(*a, **k):
         serial.append(1)
         return stage_unit(*a, **k)
 
-    monkeypatch.setattr(ingest_mod, "split_file", counting_split)
-    monkeypatch.setattr(ingest_mod, "_stage_unit", counting_unit)
+    monkeypatch.setattr(stage, "split_file", counting_split)
+    monkeypatch.setattr(stage, "stage_unit", counting_unit)
     split = ingest([f], _mapping(tmp_path), tmp_path / "split")
     assert len(made) > 1  # the file was cut into chunks
     # ... and read again in one scan only when a cut fell inside a quoted value
@@ -387,7 +387,7 @@ def test_read_mes_and_checksums_in_a_folder_are_ignored(tmp_path: Path) -> None:
 
 def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
     """Months with a large share are filtered, the few stray rows gathered: same result."""
-    from personas.ingest.batch import _by_month
+    from personas.ingest.write import _by_month
 
     rng = np.random.default_rng(7)
     part = np.full(4000, 202402)
@@ -411,7 +411,7 @@ def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
 
 def test_months_of_kept_rows_match_the_calendar() -> None:
     """Bisection among month starts gives each kept row its UTC year * 100 + month."""
-    from personas.ingest.batch import _months
+    from personas.ingest.write import _months
 
     rng = np.random.default_rng(3)
     us = rng.integers(
@@ -443,24 +443,24 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     tmp_path: Path, monkeypatch, room: str
 ) -> None:
     """Chunks past the in-memory hash budget send the duplicate search to DuckDB: same lake."""
-    import personas.ingest.batch as ingest_mod
+    from personas.ingest import dedupe, stage
 
     f = tmp_path / "big.csv.gz"
     _big_file(f, 20_000)
     text = gzip.decompress(f.read_bytes()).decode().splitlines(keepends=True)
     f.write_bytes(gzip.compress("".join(text + text[1:501] + text[15_001:15_301]).encode()))
-    monkeypatch.setattr(readers, "SPLIT_BYTES", 1)
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
+    monkeypatch.setattr(textfiles, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(textfiles, "CHUNK_BYTES", 64 << 10)  # ~20 chunks
     limit = {"all": 10**9, "part": 8_000, "none": 0}[room]
-    monkeypatch.setattr(ingest_mod, "HASH_SORT_MAX_ROWS", limit)
+    monkeypatch.setattr(stage, "HASH_SORT_MAX_ROWS", limit)
     in_duckdb: list[str] = []
-    sql_path = ingest_mod._repeated_hashes_sql
+    sql_path = dedupe._repeated_hashes_sql
 
     def spy(con, table, lake_hashes):
         in_duckdb.append(table)
         return sql_path(con, table, lake_hashes)
 
-    monkeypatch.setattr(ingest_mod, "_repeated_hashes_sql", spy)
+    monkeypatch.setattr(dedupe, "_repeated_hashes_sql", spy)
     report = ingest([f], _mapping(tmp_path), tmp_path / "lake")
     assert report.totals() == {
         "rows_in": 20_800,

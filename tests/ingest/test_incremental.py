@@ -72,7 +72,7 @@ def test_overlapping_export_only_adds_new_rows(
     import gzip
 
     if sort_max is not None:
-        monkeypatch.setattr("personas.ingest.batch.HASH_SORT_MAX_ROWS", sort_max)
+        monkeypatch.setattr("personas.ingest.stage.HASH_SORT_MAX_ROWS", sort_max)
 
     day = _days("2010-12-01")[0]
     lines = gzip.decompress(day.read_bytes()).decode().splitlines(keepends=True)
@@ -99,7 +99,7 @@ def test_both_ways_of_finding_duplicate_hashes_agree(
 ) -> None:
     days = _days("2010-12-0")
     sorted_ = ingest(days, "online_retail", tmp_path / "sorted")
-    monkeypatch.setattr("personas.ingest.batch.HASH_SORT_MAX_ROWS", 0)
+    monkeypatch.setattr("personas.ingest.stage.HASH_SORT_MAX_ROWS", 0)
     in_duckdb = ingest(days, "online_retail", tmp_path / "duckdb")
     assert sorted_.totals()["duplicates"] > 0
     assert [s.outputs for s in sorted_.sources] == [s.outputs for s in in_duckdb.sources]
