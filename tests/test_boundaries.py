@@ -94,3 +94,31 @@ def test_only_runs_names_the_files_of_a_run_folder(root: str) -> None:
             if isinstance(node, ast.Constant) and node.value in RUN_FILES:
                 found.append(f"{p.relative_to(REPO)}:{node.lineno} {node.value!r}")
     assert not found
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    """Long modules are split before they need banners to navigate (STYLE.md)."""
+    long = {
+        str(p.relative_to(REPO)): n
+        for root in ("personas", "pipelines")
+        for p in _modules(REPO / root)
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    """A helper another module needs is made public in its owner, not imported as `_name`."""
+    found = []
+    for root in ("personas", "pipelines"):
+        for p in _modules(REPO / root):
+            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    ("personas", "pipelines")
+                ):
+                    found += [
+                        f"{p.relative_to(REPO)}: {node.module}.{a.name}"
+                        for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")
+                    ]
+    assert not found

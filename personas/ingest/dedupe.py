@@ -124,7 +124,7 @@ def _accepted_hashes(ctx: Context, table: str) -> np.ndarray:
     """The row hashes of every accepted staged row of ``table``, sorted.
 
     The hashes each piece kept aside as it was staged
-    (:class:`personas.ingest.stage.PieceTally`), in one sort: numpy's default sort (SIMD on
+    (:class:`personas.ingest.context.PieceTally`), in one sort: numpy's default sort (SIMD on
     this machine's AVX-512) took 0.27 s for 20M hashes, less than sorting each piece's on the
     staging threads (0.26 s) and merging the sorted runs (0.37 s with the same sort, 0.6-0.7 s
     with the stable one). DuckDB's ``GROUP BY _hash`` over the stage cost 4x the CPU (about 5

@@ -16,13 +16,11 @@ import threading
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from personas.errors import MappingError, SchemaError, SourceError
 from personas.ingest.canonical import output_sql
-from personas.ingest.context import Context, Input
+from personas.ingest.context import Context, Input, PieceTally
 from personas.ingest.diagnose import diagnose_files
 from personas.ingest.lookups import attach_lookups, prepare_lookups
 from personas.ingest.mapping import PII_NAME, Source
@@ -98,57 +96,6 @@ def _stage_part(
         ctx.tallies[pid] = tally
     tally.save_hashes(ctx.hash_path(pid))
     return pid, n
-
-
-class PieceTally:
-    """One staged piece's rows by input, output, rule and flag, and its accepted rows' hashes.
-
-    Gathered from the Arrow batches while they are written: the manifest's counts then need
-    no scan of the stage (1.2 CPU-s per 20M lines), and the hashes of the duplicate search are
-    kept aside here instead of read back from the stage afterwards.
-    ``counts`` maps (input, output) to rows by verdict (``_ck``: 0 accepted, else the index of
-    the failing check) and accepted rows by ``flag:<name>``. The hashes are kept while the
-    table's accepted rows stay within ``room`` (what :data:`HASH_SORT_MAX_ROWS` leaves);
-    ``hashed`` says whether they were written.
-    """
-
-    def __init__(self, flag_bits: dict[str, int], room: int):
-        self.flag_bits = dict(flag_bits)
-        self.room = room
-        self.counts: dict[tuple[int, int], dict[int | str, int]] = {}
-        self.accepted = 0
-        self.hashes: list[np.ndarray] | None = []  # None: no room left
-        self.hashed = False
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        if not batch.num_rows:
-            return
-        ck = pc.fill_null(batch["_ck"], 0).to_numpy()
-        fi = batch["_fi"].to_numpy()
-        flags = batch["_flags"].to_numpy()
-        oi = int(batch["_oi"][0].as_py())
-        accepted = ck == 0
-        one = fi[0] == fi[-1] and bool((fi == fi[0]).all())
-        for f in [fi[0]] if one else np.unique(fi):
-            mine = slice(None) if one else fi == f
-            counts = self.counts.setdefault((int(f), oi), {})
-            for verdict in np.flatnonzero(verdicts := np.bincount(ck[mine])):
-                counts[int(verdict)] = counts.get(int(verdict), 0) + int(verdicts[verdict])
-            kept = flags[mine][accepted[mine]]
-            for name, bit in self.flag_bits.items():
-                if flagged := int(np.count_nonzero(kept & (1 << bit))):
-                    counts[f"flag:{name}"] = counts.get(f"flag:{name}", 0) + flagged
-        self.accepted += int(np.count_nonzero(accepted))
-        if self.hashes is not None and self.accepted > self.room:
-            self.hashes = None  # the batch's hashes are then found in DuckDB
-        if self.hashes is not None:
-            self.hashes.append(batch["_hash"].to_numpy()[accepted])
-
-    def save_hashes(self, path: Path) -> None:
-        """Write the accepted rows' hashes, unsorted (the duplicate search sorts them at once)."""
-        if self.hashed and self.hashes is not None:
-            np.save(path, np.concatenate(self.hashes) if self.hashes else np.empty(0, np.uint64))
-        self.hashes = None
 
 
 def _drop_piece(con: duckdb.DuckDBPyConnection, ctx: Context, pid: int) -> None:
