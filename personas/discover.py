@@ -156,7 +156,7 @@ def discover(
     previous = _previous(previous_dir)
     run_dir = runs.create_run(
         runs_root,
-        run_id or runs.new_run_id(),
+        run_id,
         features=str(features_path),
         as_of=catalog.get("as_of"),
         data_fingerprint=catalog.get("lake_fingerprint"),

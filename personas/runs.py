@@ -181,12 +181,35 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def create_run(runs_root: str | Path, run_id: str, **info: Any) -> Path:
-    """Make ``runs_root/run_id`` with a ``run.json`` saying "running"."""
-    run_dir = Path(runs_root) / run_id
-    if run_dir.exists():
-        raise FileExistsError(f"run folder {run_dir} exists already; pick another run id")
-    run_dir.mkdir(parents=True)
+def create_run(runs_root: str | Path, run_id: str | None = None, **info: Any) -> Path:
+    """Make a new run folder with a ``run.json`` saying "running".
+
+    Without ``run_id`` the id is the UTC second, and runs started within the same second get
+    ``-02``, ``-03``, ... (the folder is claimed with an atomic ``mkdir``, so two processes
+    never share one). An explicit ``run_id`` that exists is an error.
+    """
+    root = Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        run_dir = root / run_id
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise FileExistsError(
+                f"run folder {run_dir} exists already; pick another run id"
+            ) from None
+    else:
+        base = new_run_id()
+        for n in range(1, 1000):
+            run_id = base if n == 1 else f"{base}-{n:02d}"
+            run_dir = root / run_id
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - a thousand runs in one second
+            raise RunError(f"cannot create a new run folder under {root}")
     write_json(
         run_dir / RUN_INFO, {"run_id": run_id, "status": "running", "started_at": now(), **info}
     )

@@ -54,3 +54,17 @@ def test_a_run_reads_back_with_its_tables_on_demand(tmp_path: Path) -> None:
     (tmp_path / "published").mkdir()
     (tmp_path / "published" / runs.LATEST).symlink_to(run_dir)
     assert runs.latest_run(tmp_path).path == run_dir.resolve()
+
+
+def test_runs_started_in_the_same_second_get_distinct_ids(tmp_path: Path) -> None:
+    """Two `personas discover` in one second used to fail with FileExistsError."""
+    import concurrent.futures as cf
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        dirs = list(pool.map(lambda _: runs.create_run(tmp_path / "runs"), range(8)))
+    assert len({d.name for d in dirs}) == 8
+    names = sorted(d.name for d in dirs)
+    assert all(
+        json.loads((tmp_path / "runs" / n / runs.RUN_INFO).read_text())["run_id"] == n
+        for n in names
+    )
