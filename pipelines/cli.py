@@ -210,7 +210,7 @@ def features(
     "features_path",
     type=click.Path(exists=True),
     default=None,
-    help="features.parquet (default: the newest under <workspace>/features).",
+    help="features.parquet (default: the newest computed for the current lake).",
 )
 @click.option("--k", default=None, help="Number of personas, or auto.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
@@ -231,7 +231,15 @@ def discover(
     )
     from personas.runs import published_run
 
-    path = Path(features_path) if features_path else _newest_features(cfg.features_dir)
+    if features_path:
+        path = Path(features_path)
+    else:
+        from personas.features.build import latest_features
+        from personas.lake import Lake
+
+        lake = Lake(cfg.lake_dir)
+        path, why = latest_features(cfg.features_dir, lake.fingerprint() if lake.exists() else None)
+        click.echo(f"features: {path} ({why})")
     with progress_bar("discover") as cb:
         res = run(
             path, cfg.runs_dir, published_run(cfg.published_dir), cfg.segmentation, progress=cb
@@ -410,13 +418,6 @@ def _k(k: str | None) -> object:
         return int(k)
     except ValueError:
         raise click.BadParameter(f"--k {k!r}: expected 'auto' or a whole number") from None
-
-
-def _newest_features(root: Path) -> Path:
-    cands = sorted(root.glob("as_of=*/features.parquet"))
-    if not cands:
-        raise click.ClickException(f"no features under {root}; run `personas features` first")
-    return cands[-1]
 
 
 def _same_demo(meta: Path, customers: int, seed: int) -> bool:

@@ -193,6 +193,33 @@ def load_catalog(path: str | Path) -> dict:
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
 
 
+def latest_features(features_root: str | Path, lake_fingerprint: str | None) -> tuple[Path, str]:
+    """The features file a discovery should use, and why, in words for the log.
+
+    The newest *computed* features of the lake as it is now (``catalog.json`` names the lake
+    fingerprint): not the largest as-of date, which may be a trial far in the future. When no
+    features match the lake (it changed since), the newest computed ones, saying so.
+    """
+    from personas.errors import NotEnoughDataError
+
+    found = sorted(
+        Path(features_root).glob("as_of=*/features.parquet"), key=lambda p: p.stat().st_mtime
+    )
+    if not found:
+        raise NotEnoughDataError(
+            f"no features under {features_root}; run `personas features` first"
+        )
+    current = [p for p in found if load_catalog(p).get("lake_fingerprint") == lake_fingerprint]
+    if current:
+        p = current[-1]
+        return p, f"the newest features computed for the current lake ({p.parent.name})"
+    p = found[-1]
+    return p, (
+        f"the newest features computed ({p.parent.name}); none match the lake as it is now, "
+        "run `personas features` to include the latest ingest"
+    )
+
+
 def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
     """The day after the last transaction: everything ingested counts."""
     last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]

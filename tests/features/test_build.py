@@ -306,3 +306,21 @@ def test_lake_btyd_summary_matches_rfm_summary(demo_lake: Path) -> None:
     assert list(ours.index) == [str(i) for i in ref.index]
     for c in ("frequency", "recency", "T", "monetary_value"):
         np.testing.assert_allclose(ours[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9)
+
+
+def test_discovery_takes_the_newest_features_of_the_lake_not_the_largest_as_of(
+    demo_lake: Path, tmp_path: Path
+) -> None:
+    """A trial `--as-of 2030-01-01` must not become what the next discovery uses."""
+    import os
+
+    from personas.features.build import latest_features
+
+    lake = Lake(demo_lake)
+    trial = build_features(lake, "2030-01-01", tmp_path, clv=False)
+    normal = build_features(lake, None, tmp_path, clv=False)
+    os.utime(trial.path, (1, 1))  # computed long ago
+    path, why = latest_features(tmp_path, lake.fingerprint())
+    assert path == normal.path and "current lake" in why
+    path, why = latest_features(tmp_path, "another-lake-state")
+    assert path == normal.path and "none match the lake" in why
