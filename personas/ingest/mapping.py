@@ -9,9 +9,11 @@ once, with messages that point at the YAML key to change.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
+import zoneinfo
 from fnmatch import fnmatch
 from importlib import resources
 from pathlib import Path
@@ -79,6 +81,11 @@ PII_NAME = re.compile(
 )
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -111,6 +118,19 @@ class ColumnSpec(_Strict):
                 f"(got {', '.join(given) if given else 'none'})"
             )
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str | None) -> str | None:
+        """A misspelt zone is caught when the mapping loads, not when a file is read."""
+        if tz is None or tz in _zones():
+            return tz
+        close = difflib.get_close_matches(tz, sorted(_zones()), n=1, cutoff=0.6)
+        raise ValueError(
+            f"unknown time zone {tz!r}"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + " (IANA names such as Europe/Helsinki, or UTC)"
+        )
 
     def formats(self) -> list[str]:
         if self.format is None:

@@ -154,3 +154,20 @@ def test_url_placeholders_come_from_the_environment(tmp_path: Path, monkeypatch)
         m.sources[0].resolved_url()
     monkeypatch.setenv("PG_SECRET_X", "s3cret")
     assert m.sources[0].resolved_url() == "postgresql+psycopg://u:s3cret@h/db"
+
+
+def test_a_misspelt_time_zone_is_caught_when_the_mapping_loads(tmp_path: Path) -> None:
+    """It used to surface only when a file was read ("Unknown TimeZone 'Europe/Helsinky'")."""
+    text = "name: t\nsources:" + GOOD_SOURCE.replace(
+        "ts: date", "ts: {column: date, timezone: Europe/Helsinky}"
+    )
+    with pytest.raises(
+        MappingError,
+        match=r"sources\[0\] 'orders' > columns > ts > timezone: unknown time zone "
+        r"'Europe/Helsinky'; did you mean 'Europe/Helsinki'\?",
+    ):
+        _load(tmp_path, text)
+    ok = "name: t\nsources:" + GOOD_SOURCE.replace(
+        "ts: date", "ts: {column: date, timezone: Europe/Helsinki}"
+    )
+    assert _load(tmp_path, ok).sources[0].name == "orders"
