@@ -35,8 +35,30 @@ def _log_progress(prefix: str, every: float = 0.1):
     return cb
 
 
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what may pass on a second try (a share that hiccuped, a file still copied).
+
+    An error the library raises on purpose (a bad mapping, a missing PII key, a refused file)
+    fails the same way every time: retrying it only delays the message by the retry waits.
+    """
+    from personas.errors import PersonasError
+
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception:  # the result may be unreadable; then retry as before
+            return True
+    return not isinstance(exc, PersonasError)
+
+
 # ---- tasks -------------------------------------------------------------------------------
-@task(name="ingest-sources", retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="ingest-sources",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_transient,
+)
 def ingest_task(sources: list[str], mapping: str, lake_dir: str) -> dict[str, Any]:
     from personas.ingest.batch import ingest
 

@@ -118,3 +118,30 @@ def test_notebook_runs_against_the_published_workspace(refreshed, tmp_path: Path
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "ARI (k=3 vs published)" in text
+
+
+def test_a_configuration_error_is_not_retried(
+    prefect_harness, demo_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing PII key fails the ingest once, not three times with waits between."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from personas.errors import MappingError
+    from pipelines.flows import ingest_flow
+
+    monkeypatch.delenv("PERSONAS_PII_KEY", raising=False)
+    with pytest.raises(MappingError, match="PERSONAS_PII_KEY"):
+        ingest_flow([str(f) for f in demo_files], "demo", str(tmp_path / "lake"))
+
+    async def attempts() -> list[int]:
+        async with get_client() as client:
+            runs = await client.read_task_runs()
+        return [
+            r.run_count
+            for r in runs
+            if r.task_key.startswith("ingest") and r.state is not None and r.state.is_failed()
+        ]
+
+    assert asyncio.run(attempts())[-1:] == [1]
