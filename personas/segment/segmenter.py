@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from personas.errors import NotEnoughDataError
+from personas.errors import NotEnoughDataError, SchemaError
 from personas.segment.preprocess import choose_features, make_preprocessor
 from personas.segment.selection import ALGORITHMS, choose, evaluate, fit_candidate, sqdist
 
@@ -30,6 +30,40 @@ NOT_PROFILED = {
     -3: ("RETURNS", "Returns only (no purchase in the window)"),
 }
 _LIFECYCLE_LABEL = {"one_time": -1, "prospect": -2, "returns_only": -3}
+
+
+def derive_lifecycle(X: pd.DataFrame) -> np.ndarray:
+    """Each customer's lifecycle stage: prospect, returns_only, one_time or repeat.
+
+    Our features carry a ``lifecycle`` column. A table from elsewhere (a CRM extract) often has
+    only the purchase counts: then ``frequency`` (purchase orders) decides, a missing count is a
+    prospect, and a zero count is told apart by ``is_prospect`` or by a negative ``monetary``
+    (net spend: returns only). Guessing instead would label prospects "one purchase".
+    """
+    if "lifecycle" in X.columns:
+        return X["lifecycle"].astype(str).to_numpy()
+    if "frequency" not in X.columns:
+        raise SchemaError(
+            "the table has neither a lifecycle column (prospect, one_time, returns_only, "
+            "repeat) nor frequency (purchase orders per customer); add one of them so that "
+            "prospects and new customers are told apart"
+        )
+    f = pd.to_numeric(X["frequency"], errors="coerce").to_numpy()
+    out = np.where(f >= 2, "repeat", np.where(f == 1, "one_time", "prospect")).astype(object)
+    zero = f == 0
+    if zero.any():
+        if "is_prospect" in X.columns:
+            prospect = X["is_prospect"].fillna(False).astype(bool).to_numpy()
+        elif "monetary" in X.columns:
+            prospect = ~(pd.to_numeric(X["monetary"], errors="coerce").fillna(0).to_numpy() < 0)
+        else:
+            raise SchemaError(
+                f"{int(zero.sum()):,} customers have frequency 0 and the table has no "
+                "lifecycle, is_prospect or monetary column to tell prospects from customers "
+                "with returns only; add one of them"
+            )
+        out[zero & ~prospect] = "returns_only"
+    return out.astype(str)
 
 
 class PersonaSegmenter(ClusterMixin, BaseEstimator):
@@ -177,7 +211,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         labels_p, conf_p = self._assign(Xp)
         self.k_ = len(np.unique(labels_p))
         self.min_persona_size_ = min_size
-        labels = self._unprofiled_labels(X)
+        labels = self._unprofiled_labels(X, profiled)
         conf = np.full(len(X), np.nan)
         labels[profiled] = labels_p
         conf[profiled] = conf_p
@@ -201,7 +235,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
                 "compute features with the same lake tables"
             )
         profiled = self._profiled_mask(X)
-        labels = self._unprofiled_labels(X)
+        labels = self._unprofiled_labels(X, profiled)
         conf = np.full(len(X), np.nan)
         if profiled.any():
             lp, cp = self._assign(X.loc[profiled])
@@ -290,12 +324,16 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
             return f >= self.min_orders
         return np.ones(len(X), dtype=bool)
 
-    def _unprofiled_labels(self, X: pd.DataFrame) -> np.ndarray:
+    def _unprofiled_labels(self, X: pd.DataFrame, profiled: np.ndarray) -> np.ndarray:
+        """-1/-2/-3 by lifecycle for the customers not profiled (the rest are set later)."""
         labels = np.full(len(X), -1, dtype=np.int64)
-        if "lifecycle" in X.columns:
-            lc = X["lifecycle"].astype(str).to_numpy()
+        rest = ~profiled
+        if rest.any():
+            lc = derive_lifecycle(X.loc[rest])
+            sub = labels[rest]
             for name, lab in _LIFECYCLE_LABEL.items():
-                labels[lc == name] = lab
+                sub[lc == name] = lab
+            labels[rest] = sub
         return labels
 
     def _min_size(self, n: int) -> int:

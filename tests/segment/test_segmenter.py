@@ -160,3 +160,23 @@ def test_a_model_file_with_unknown_types_is_refused_with_the_fix(tmp_path) -> No
             zout.writestr(item, body)
     with pytest.raises(RunError, match="refit it with `personas refresh`"):
         load_model(bad)
+
+
+def test_a_table_without_lifecycle_places_prospects_and_returns_correctly() -> None:
+    """A CRM extract without `lifecycle` used to label everyone unprofiled "one purchase"."""
+    from personas.errors import SchemaError
+    from personas.segment.segmenter import NOT_PROFILED, derive_lifecycle
+
+    X, _ = blobs(n=600, k=3)
+    X["frequency"] = 3.0
+    seg = PersonaSegmenter(k=3, algorithms=("kmeans",), n_bootstrap=0, random_state=0).fit(X)
+    crm = X.iloc[:4].copy()
+    crm["frequency"] = [np.nan, 0.0, 0.0, 1.0]  # no purchase row, returns only, ..., one order
+    crm["monetary"] = [np.nan, -40.0, 0.0, 25.0]
+    labels = seg.predict(crm)
+    assert [NOT_PROFILED[int(v)][0] for v in labels] == ["PROSPECT", "RETURNS", "PROSPECT", "NEW"]
+    assert list(derive_lifecycle(crm)) == ["prospect", "returns_only", "prospect", "one_time"]
+    with pytest.raises(SchemaError, match="no lifecycle, is_prospect or monetary column"):
+        seg.predict(crm.drop(columns=["monetary"]))
+    with pytest.raises(SchemaError, match="neither a lifecycle column"):
+        derive_lifecycle(crm.drop(columns=["frequency", "monetary"]))
