@@ -122,9 +122,47 @@ def sql_fingerprint(table: pa.Table, source: Source) -> tuple[str, int]:
     return "sha256:" + h.hexdigest(), len(data)
 
 
+def _check_first_sheet(path: Path, source: Source) -> None:
+    """Refuse a workbook whose first sheet is not the data, naming the sheet that is.
+
+    Exports often open with a cover or notes sheet; reading it would fail later with missing
+    columns and no word about sheets.
+    """
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True)
+    except Exception:
+        return  # the read below reports a broken workbook
+    try:
+        headers = {
+            ws.title: {str(c) for c in next(ws.iter_rows(max_row=1, values_only=True), ())}
+            for ws in wb.worksheets
+        }
+    finally:
+        wb.close()
+    wanted = {spec.column for o in source.outputs for spec in o.columns.values() if spec.column}
+    first = next(iter(headers), None)
+    if first is None or not wanted or wanted <= headers[first]:
+        return
+    fits = [name for name, cols in headers.items() if wanted <= cols]
+    lacking = ", ".join(sorted(wanted - headers[first])[:5])
+    hint = (
+        f"sheet {fits[0]!r} has them: set sheet: {fits[0]!r}"
+        if fits
+        else f"no sheet has all of them (sheets: {', '.join(map(repr, headers))}); set sheet:"
+    )
+    raise SourceError(
+        f"{path.name}: the first sheet {first!r} lacks the mapped column(s) {lacking}; "
+        f"{hint} in source {source.name!r}"
+    )
+
+
 def _read_excel(path: Path, source: Source) -> pa.Table:
     import pandas as pd
 
+    if source.sheet is None and source.header:
+        _check_first_sheet(path, source)
     try:
         df = pd.read_excel(
             path,

@@ -473,3 +473,22 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     assert con.execute(
         "SELECT count(DISTINCT order_id), max(source_row) FROM transactions"
     ).fetchone() == (20_000, 20_000)
+
+
+def test_excel_whose_first_sheet_is_not_the_data_names_the_sheet(tmp_path: Path) -> None:
+    from personas.errors import SourceError
+
+    df = pd.DataFrame(ROWS, columns=list(HEADER)).replace("", None)
+    f = tmp_path / "orders.xlsx"
+    with pd.ExcelWriter(f) as w:
+        pd.DataFrame({"x": [1]}).to_excel(w, sheet_name="Notes", index=False)
+        df.to_excel(w, sheet_name="Orders", index=False)
+    with pytest.raises(
+        SourceError,
+        match=r"orders.xlsx: the first sheet 'Notes' lacks the mapped column\(s\) "
+        r".*sheet 'Orders' has them: set sheet: 'Orders' in source",
+    ):
+        ingest([f], _mapping(tmp_path), tmp_path / "lake")
+    assert not (tmp_path / "lake" / "_manifest").exists() or not any(
+        (tmp_path / "lake" / "_manifest").iterdir()
+    )
