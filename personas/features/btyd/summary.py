@@ -169,3 +169,54 @@ def rfm_summary(
         out["frequency_holdout"] = counts[cust].astype("int64")
         out["duration_holdout"] = (obs_end - cal_end) / pd.Timedelta(days=days_per_unit)
     return out.sort_index()
+
+
+def holdout_cohort(
+    tx: pd.DataFrame,
+    calibration_end: Any,
+    observation_end: Any,
+    customer_col: str = "customer_id",
+    ts_col: str = "ts",
+) -> Any:
+    """The customers first seen before ``calibration_end`` as a selection ``Cohort``.
+
+    Purchase days as in :func:`rfm_summary` (several records on a day are one purchase), kept
+    as day numbers so that :func:`personas.features.btyd.selection.compare` can measure time
+    on the calendar or on the business's trading days.
+    """
+    from personas.features.btyd.selection import Cohort
+
+    _check_transactions(tx, [customer_col, ts_col])
+    cal_end, obs_end = _utc(calibration_end), _utc(observation_end)
+    if obs_end <= cal_end:
+        raise ValueError(f"observation_end={obs_end} must be after calibration_end={cal_end}.")
+    ts = _utc(tx[ts_col]).dt.tz_localize(None).to_numpy()
+    days = ts.astype("datetime64[D]").astype(np.int64)
+    codes, _ = pd.factorize(tx[customer_col])
+    cal_day = int(np.datetime64(cal_end.tz_localize(None), "D").astype(np.int64))
+    obs_day = int(np.datetime64(obs_end.tz_localize(None), "D").astype(np.int64))
+    keep = days < obs_day
+    cust, day, _ = _daily_purchases(codes[keep], days[keep], np.zeros(int(keep.sum())))
+    _, first_idx, counts = np.unique(cust, return_index=True, return_counts=True)
+    first = np.repeat(day[first_idx], counts)
+    in_cohort = first < cal_day
+    cal = in_cohort & (day < cal_day)
+    groups = np.repeat(np.arange(len(first_idx)), counts)
+    cohort = first[first_idx] < cal_day
+    n_cal = np.bincount(groups[cal], minlength=len(first_idx))
+    last = np.zeros(len(first_idx), dtype=np.int64)
+    np.maximum.at(last, groups[cal], day[cal])
+    hold = np.bincount(groups[in_cohort & ~cal], minlength=len(first_idx))
+    repeat = in_cohort & (day > first)
+    rep_days, rep_counts = np.unique(day[repeat], return_counts=True)
+    return Cohort(
+        first=day[first_idx][cohort],
+        last=last[cohort],
+        frequency=(n_cal - 1)[cohort],
+        holdout=hold[cohort],
+        cal_end=cal_day,
+        obs_end=obs_day,
+        trading_days=np.unique(day[day < cal_day]),
+        repeat_days=rep_days,
+        repeat_counts=rep_counts.astype(float),
+    )

@@ -115,11 +115,23 @@ class Levels:
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = np.asarray(values, dtype=float)
+        self._pairs: dict[int, Levels] = {}
+
+    def paired(self, other: Levels) -> Levels:
+        """``other`` and this column taken together (:func:`joint`), prepared once per pair."""
+        if id(other) not in self._pairs:
+            self._pairs[id(other)] = joint(other.values, self.values)
+        return self._pairs[id(other)]
 
     @cached_property
     def _codes(self) -> tuple[np.ndarray, np.ndarray]:
-        uniq, index = np.unique(self.values, return_inverse=True)
+        uniq, index = np.unique(self.values, return_inverse=True, axis=0 if self.is_joint else None)
         return uniq, index.reshape(-1)
+
+    @property
+    def is_joint(self) -> bool:
+        """Whether this is several columns taken together (:func:`joint`)."""
+        return self.values.ndim == 2
 
     @cached_property
     def log(self) -> np.ndarray:
@@ -129,7 +141,17 @@ class Levels:
     def map(self, fn: Any) -> np.ndarray:
         """``fn(values)``, computed on the distinct values only."""
         uniq, index = self._codes
-        return np.asarray(fn(uniq), dtype=float)[index]
+        out = fn(*uniq.T) if self.is_joint else fn(uniq)
+        return np.asarray(out, dtype=float)[..., index]
+
+
+def joint(*columns: np.ndarray) -> Levels:
+    """Columns taken together: ``map(fn)`` calls ``fn(*columns)`` once per distinct row.
+
+    For terms that depend on two columns at once (Pareto/NBD's hypergeometric function of
+    frequency and recency), which still have far fewer distinct pairs than rows.
+    """
+    return Levels(np.column_stack([np.asarray(c, dtype=float) for c in columns]))
 
 
 def as_levels(a: Any) -> Levels:
@@ -236,9 +258,129 @@ class BTYDModel:
         self.log_likelihood_ = float(weights @ self.loglik(params, *data)[0])
         self.n_customers_ = round(float(weights.sum()))
         self.converged_ = bool(result.success)
+        self.log_std_errors_ = log_std_errors(
+            self.loglik, data, weights, result.x, self.param_names
+        )
         return result
 
     def _params(self) -> tuple[float, ...]:
         if not hasattr(self, "params_"):
             raise ValueError(f"This {type(self).__name__} is not fitted yet; call fit() first.")
         return tuple(self.params_[name] for name in self.param_names)
+
+    def at_bound(self, margin: float = 0.5) -> list[str]:
+        """Parameters whose estimate sits within ``margin`` (log units) of the optimizer's box.
+
+        An estimate there is the box's, not the data's: the likelihood kept improving towards
+        0 or infinity (BG/NBD's a -> 0 when the data show no drop-out).
+        """
+        low, high = LOG_BOUNDS
+        return [
+            name
+            for name, value in self.params_.items()
+            if not low + margin < np.log(value) < high - margin
+        ]
+
+
+def log_std_errors(
+    loglik: Any,
+    data: list[Levels],
+    weights: np.ndarray,
+    log_params: np.ndarray,
+    names: Sequence[str],
+) -> dict[str, float]:
+    """Asymptotic standard errors of the log-parameters from the curvature at the optimum.
+
+    The observed information is the Hessian of the total negative log-likelihood in
+    log-parameters, by central differences of the gradient (2k gradient evaluations). A flat
+    direction (a parameter the data do not pin down) shows as a huge or infinite error: 1.0
+    means the estimate is uncertain by a factor e either way.
+    """
+    total = weights.sum()
+    objective = _neg_mean_loglik(loglik, data, weights, 0.0)
+    k, h = len(log_params), 1e-4
+    hess = np.empty((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h
+        hess[i] = (objective(log_params + step)[1] - objective(log_params - step)[1]) / (2 * h)
+    hess = (hess + hess.T) / 2 * total
+    try:
+        eig = np.linalg.eigvalsh(hess)
+        cov = np.linalg.inv(hess) if np.all(np.isfinite(hess)) and eig.min() > 0 else None
+    except np.linalg.LinAlgError:
+        cov = None
+    if cov is None:
+        return dict.fromkeys(names, float("inf"))
+    return dict(zip(names, np.sqrt(np.maximum(np.diag(cov), 0.0)).tolist(), strict=True))
+
+
+class PurchaseModel(BTYDModel):
+    """A model of repeat purchasing and silent drop-out, fitted on (frequency, recency, T).
+
+    Subclasses give the likelihood, a starting point and the three predictions every model
+    of the family makes: :meth:`expected_purchases` (a new customer),
+    :meth:`probability_alive` and :meth:`conditional_expected_purchases` (a customer with a
+    history). Those are what holdout validation, model choice and scoring use, so any
+    subclass can be compared and chosen by :mod:`personas.features.btyd.selection`.
+
+    Parameters
+    ----------
+    penalizer : float, default 0.0
+        L2 penalty on the parameters.
+    compress : bool, default True
+        Merge customers with identical (frequency, recency, T) into weighted rows before
+        optimizing. The estimates are the same either way; ``False`` exists so the benchmark
+        can measure what compression buys.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, penalizer: float = 0.0, compress: bool = True) -> None:
+        super().__init__(penalizer)
+        self.compress = compress
+
+    def start(self, data: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """Starting log-parameters: zeros, with the rate scale at the mean purchase rate."""
+        raise NotImplementedError
+
+    def fit(
+        self,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        weights: ArrayLike | None = None,
+    ) -> PurchaseModel:
+        """Estimate the parameters; ``weights`` count customers per row for aggregated data."""
+        self._check_penalizer()
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        if len(x) == 0:
+            raise ValueError("No customers to fit: frequency, recency and T are empty.")
+        w = check_weights(weights, len(x))
+        data, w = compress([x, t_x, t_cal], w) if self.compress else ([x, t_x, t_cal], w)
+        result = self._maximize(data, w, self.start(data, w))
+        self.n_unique_ = len(w)
+        self.n_iter_ = int(result.nit)
+        return self
+
+    def expected_purchases(self, t: ArrayLike | float) -> np.ndarray:
+        """Expected repeat purchases in (0, t] for a newly acquired customer."""
+        raise NotImplementedError
+
+    def probability_alive(
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> np.ndarray:
+        """P(still active at T | history)."""
+        raise NotImplementedError
+
+    def conditional_expected_purchases(
+        self, t: ArrayLike | float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    ) -> np.ndarray:
+        """Expected repeat purchases in (T, T+t] given each customer's history."""
+        raise NotImplementedError
+
+
+def rate_scale(data: list[np.ndarray], weights: np.ndarray) -> float:
+    """log(1 / mean purchase rate): starts α (or β) on the data's time scale (days vs weeks)."""
+    rate = max(float(weights @ data[0]) / max(float(weights @ data[2]), 1e-12), 1e-3)
+    return float(np.log(1.0 / rate))

@@ -7,7 +7,7 @@ first purchase), it tells how likely a customer is still active and how much he 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -15,11 +15,10 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from personas.features.btyd.models.base import (
     ArrayLike,
-    BTYDModel,
+    PurchaseModel,
     as_levels,
     check_rfm,
-    check_weights,
-    compress,
+    rate_scale,
 )
 
 
@@ -32,18 +31,36 @@ def bgnbd_loglik(
     finite for frequencies in the thousands where the products in eq. 6 under/overflow. The
     columns may be arrays or :class:`Levels` (prepared once per fit).
     """
+    return beta_geo_loglik(params, x, t_x, t_cal, grad, shift=0)
+
+
+def beta_geo_loglik(
+    params: np.ndarray, x: Any, t_x: Any, t_cal: Any, grad: bool = False, shift: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The BG/NBD family's likelihood: ``shift`` 0 is BG/NBD, 1 is MBG/NBD.
+
+    MBG/NBD (Batislam et al. 2007) lets a customer drop out right after the first purchase
+    too, which turns b + x - 1 into b + x, B(a, b+x) into B(a, b+x+1), and applies the
+    "died after the last purchase" branch to customers without repeat purchases as well.
+    """
     r, alpha, a, b = params
     x, t_x, t_cal = as_levels(x), as_levels(t_x), as_levels(t_cal)
     xv = x.values
-    repeat = xv > 0
+    dead_branch = (xv > 0) | (shift > 0)
     log_at = t_cal.map(lambda u: np.log(alpha + u))
     log_atx = t_x.map(lambda u: np.log(alpha + u))
     a12 = x.map(
-        lambda u: gammaln(r + u) - gammaln(r) + r * np.log(alpha) + betaln(a, b + u) - betaln(a, b)
+        lambda u: (
+            gammaln(r + u)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + betaln(a, b + u + shift)
+            - betaln(a, b)
+        )
     )
     a3 = -(r + xv) * log_at
-    log_bx1 = x.map(lambda u: np.log(np.where(u > 0, b + u - 1.0, 1.0)))
-    a4 = np.where(repeat, np.log(a) - log_bx1 - (r + xv) * log_atx, -np.inf)
+    log_bx1 = x.map(lambda u: np.log(np.where(u + shift > 0, b + u - 1.0 + shift, 1.0)))
+    a4 = np.where(dead_branch, np.log(a) - log_bx1 - (r + xv) * log_atx, -np.inf)
     mix = np.logaddexp(a3, a4)
     ll = a12 + mix
     if not grad:
@@ -54,10 +71,10 @@ def bgnbd_loglik(
     d_alpha = r / alpha - (r + xv) * (
         w3 * t_cal.map(lambda u: 1.0 / (alpha + u)) + w4 * t_x.map(lambda u: 1.0 / (alpha + u))
     )
-    psi_abx = x.map(lambda u: digamma(a + b + u))
+    psi_abx = x.map(lambda u: digamma(a + b + u + shift))
     d_a = digamma(a + b) - psi_abx + w4 / a
     d_b = (
-        x.map(lambda u: digamma(b + u))
+        x.map(lambda u: digamma(b + u + shift))
         - psi_abx
         - digamma(b)
         + digamma(a + b)
@@ -84,7 +101,7 @@ def _alive_purchases(
     return c / (a - 1.0) * (1.0 - tail)
 
 
-class BetaGeoModel(BTYDModel):
+class BetaGeoModel(PurchaseModel):
     """BG/NBD model of repeat purchasing and silent drop-out (Fader, Hardie & Lee 2005).
 
     While alive a customer buys as a Poisson process with rate λ ~ Gamma(r, α); after each repeat
@@ -107,6 +124,8 @@ class BetaGeoModel(BTYDModel):
         Fitted ``r``, ``alpha``, ``a``, ``b``.
     log_likelihood_ : float
         Total (unpenalized) log-likelihood at ``params_``.
+    log_std_errors_ : dict
+        Standard errors of the log-parameters (inf where the likelihood is flat).
     n_customers_ : int
         Customers fitted (sum of weights).
     n_unique_ : int
@@ -122,39 +141,19 @@ class BetaGeoModel(BTYDModel):
     ['a', 'alpha', 'b', 'r']
     """
 
+    name = "BG/NBD"
     param_names = ("r", "alpha", "a", "b")
     loglik = staticmethod(bgnbd_loglik)
+    shift: ClassVar[int] = 0  # 1 for MBG/NBD: drop-out possible at the first purchase too
 
-    def __init__(self, penalizer: float = 0.0, compress: bool = True) -> None:
-        super().__init__(penalizer)
-        self.compress = compress
-
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-    ) -> BetaGeoModel:
-        """Estimate (r, α, a, b); ``weights`` count customers per row for pre-aggregated data."""
-        self._check_penalizer()
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        if len(x) == 0:
-            raise ValueError("No customers to fit: frequency, recency and T are empty.")
-        w = check_weights(weights, len(x))
-        data, w = compress([x, t_x, t_cal], w) if self.compress else ([x, t_x, t_cal], w)
-        # Start at the mean purchase rate so α is on the data's time scale (days vs. weeks).
-        rate = max(float(w @ data[0]) / max(float(w @ data[2]), 1e-12), 1e-3)
-        result = self._maximize(data, w, np.array([0.0, np.log(1.0 / rate), 0.0, 0.0]))
-        self.n_unique_ = len(w)
-        self.n_iter_ = int(result.nit)
-        return self
+    def start(self, data: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        return np.array([0.0, rate_scale(data, weights), 0.0, 0.0])
 
     def expected_purchases(self, t: ArrayLike | float) -> np.ndarray:
         """Expected repeat purchases in (0, t] for a newly acquired customer (FHL eq. 9)."""
         r, alpha, a, b = self._params()
         t = np.asarray(t, dtype=float)
-        return _alive_purchases(r, alpha, a, b, t, np.zeros_like(t), np.zeros_like(t))
+        return _alive_purchases(r, alpha, a, b + self.shift, t, np.zeros_like(t), np.zeros_like(t))
 
     def probability_alive(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -166,11 +165,11 @@ class BetaGeoModel(BTYDModel):
         """
         r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        repeat = x > 0
+        branch = (x > 0) | (self.shift > 0)
         log_odds_dead = np.where(
-            repeat,
+            branch,
             np.log(a)
-            - np.log(np.where(repeat, b + x - 1.0, 1.0))
+            - np.log(np.where(branch, b + x - 1.0 + self.shift, 1.0))
             + (r + x) * (np.log(alpha + t_cal) - np.log(alpha + t_x)),
             -np.inf,
         )
@@ -183,7 +182,7 @@ class BetaGeoModel(BTYDModel):
         r, alpha, a, b = self._params()
         x, _, t_cal = check_rfm(frequency, recency, T)
         alive = self.probability_alive(frequency, recency, T)
-        return alive * _alive_purchases(r, alpha, a, b, t, x, t_cal)
+        return alive * _alive_purchases(r, alpha, a, b + self.shift, t, x, t_cal)
 
 
 def simulate_bgnbd(
