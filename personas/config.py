@@ -30,6 +30,17 @@ class FeaturesConfig(_Strict):
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 2GB")
     threads: int | None = None
     clv: bool = True
+    clv_holdout: float = Field(
+        default=0.25,
+        ge=0,
+        lt=1,
+        description="share of the history (its end) held out to choose the CLV model; 0: none",
+    )
+    clv_clock: Literal["auto", "calendar", "trading"] = Field(
+        default="auto",
+        description="CLV time: calendar days, or days the business trades (auto: trading "
+        "when a weekday is regularly closed)",
+    )
 
 
 class SegmentationConfig(_Strict):

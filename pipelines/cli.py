@@ -197,6 +197,9 @@ def features(
         as_of.date() if as_of else cfg.features.as_of,
         cfg.features_dir,
         memory_limit=memory_limit or cfg.features.memory_limit,
+        clv=cfg.features.clv,
+        clv_holdout=cfg.features.clv_holdout,
+        clv_clock=cfg.features.clv_clock,
     )
     click.echo(
         f"{fs.customers:,} customers x {len(fs.columns)} features as of {fs.as_of} "

@@ -81,11 +81,20 @@ def features_task(
     memory_limit: str | None,
     threads: int | None,
     clv: bool,
+    clv_holdout: float = 0.25,
+    clv_clock: str = "auto",
 ) -> str:
     from personas.features.build import build_features
 
     fs = build_features(
-        lake_dir, as_of, features_dir, memory_limit=memory_limit, threads=threads, clv=clv
+        lake_dir,
+        as_of,
+        features_dir,
+        memory_limit=memory_limit,
+        threads=threads,
+        clv=clv,
+        clv_holdout=clv_holdout,
+        clv_clock=clv_clock,
     )
     get_run_logger().info(
         "features as of %s: %d customers x %d features in %.1f s -> %s",
@@ -154,6 +163,8 @@ def build_features_flow(
     memory_limit: str | None = None,
     threads: int | None = None,
     clv: bool = True,
+    clv_holdout: float = 0.25,
+    clv_clock: str = "auto",
 ) -> str:
     """Per-customer features as of a date (default: the day after the last transaction)."""
     return features_task(
@@ -163,6 +174,8 @@ def build_features_flow(
         memory_limit,
         threads,
         clv,
+        clv_holdout,
+        clv_clock,
     )
 
 
@@ -238,7 +251,14 @@ def refresh(
         logger.info("no sources configured: refreshing from the lake as it is")
     f = cfg.features
     features_path = build_features_flow(
-        str(cfg.lake_dir), str(cfg.features_dir), f.as_of, f.memory_limit, f.threads, f.clv
+        str(cfg.lake_dir),
+        str(cfg.features_dir),
+        f.as_of,
+        f.memory_limit,
+        f.threads,
+        f.clv,
+        f.clv_holdout,
+        f.clv_clock,
     )
     run_dir = discover_personas_flow(
         features_path,

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
-from personas.features.clv import score_summary, summary_from_lake
+from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
 from personas.sqltext import quote
@@ -77,7 +78,11 @@ def compute(
 
 @contextmanager
 def _staged(
-    con: duckdb.DuckDBPyConnection, ctx: Context, clv: bool
+    con: duckdb.DuckDBPyConnection,
+    ctx: Context,
+    clv: bool,
+    clv_options: dict[str, Any] | None = None,
+    clv_report: dict[str, Any] | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
     """Run the steps of the feature plan (and the CLV fit); yield the final query, columns.
 
@@ -85,8 +90,11 @@ def _staged(
     taken from them, before the large aggregations start; the other steps are dropped on exit.
     The BG/NBD and Gamma-Gamma fits are numpy work on one core, so they run in a thread beside
     the next SQL steps (DuckDB releases the GIL) instead of leaving the second core idle; their
-    scores reach the final query as an Arrow table, joined in SQL.
+    scores reach the final query as an Arrow table, joined in SQL. ``clv_options`` are
+    ``holdout`` (share of the history held out to choose the model) and ``clock``; the model
+    choice and its diagnostics are put in ``clv_report``.
     """
+    opts = {"holdout": 0.25, "clock": "auto"} | (clv_options or {})
     steps, _, _ = feature_plan(ctx)
     names = [name for name, _ in steps]
     days = DAYS in names
@@ -98,7 +106,9 @@ def _staged(
         nonlocal days, fit
         if clv:
             summary = summary_from_lake(con, ctx.as_of, days=DAYS)
-            fit = pool.submit(_timed_scores, summary, ctx.as_of)
+            cohort = cohort_from_lake(con, ctx.as_of, opts["holdout"], days=DAYS)
+            trading = con.execute(f"SELECT DISTINCT d FROM {DAYS}").fetchnumpy()["d"]
+            fit = pool.submit(_timed_scores, summary, ctx.as_of, cohort, opts["clock"], trading)
         con.execute(f"DROP TABLE {DAYS}")
         days = False
 
@@ -111,7 +121,10 @@ def _staged(
             log.info("features: step %s in %.1f s", name.removeprefix("_personas_"), _since(t))
         if days:
             done_with_days()
-        scores = fit.result() if fit is not None else None
+        result = fit.result() if fit is not None else None
+        scores = result.scores if result is not None else None
+        if result is not None and clv_report is not None:
+            clv_report.update(result.report)
         if scores is not None:
             con.register(CLV, scores)
             extra.append((CLV, [c for c in scores.column_names if c != "customer_id"]))
@@ -125,11 +138,13 @@ def _staged(
             con.unregister(CLV)
 
 
-def _timed_scores(summary: pa.Table, as_of: date) -> pa.Table | None:
+def _timed_scores(
+    summary: pa.Table, as_of: date, cohort: Any, clock: str, trading: Any
+) -> ClvResult:
     t = time.perf_counter()
-    scores = score_summary(summary, as_of)
-    log.info("features: BG/NBD and Gamma-Gamma fitted and scored in %.1f s", _since(t))
-    return scores
+    result = score_summary(summary, as_of, cohort=cohort, clock=clock, trading_days=trading)
+    log.info("features: CLV models compared, fitted and scored in %.1f s", _since(t))
+    return result
 
 
 def build_features(
@@ -139,8 +154,15 @@ def build_features(
     memory_limit: str | None = None,
     threads: int | None = None,
     clv: bool = True,
+    clv_holdout: float = 0.25,
+    clv_clock: str = "auto",
 ) -> FeatureSet:
-    """Compute features as of ``as_of`` (default: the day after the last transaction)."""
+    """Compute features as of ``as_of`` (default: the day after the last transaction).
+
+    ``clv_holdout`` is the share of the history (its end) held out to choose the CLV model,
+    ``clv_clock`` how time is counted ("auto", "calendar", "trading"); see
+    :mod:`personas.features.btyd.selection`.
+    """
     t0 = time.perf_counter()
     lake = lake if isinstance(lake, Lake) else Lake(lake)
     con = lake.connect(memory_limit=memory_limit, threads=threads)
@@ -160,7 +182,9 @@ def build_features(
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".features.tmp.parquet"
     final = out_dir / "features.parquet"
-    with _staged(con, ctx, clv) as (sql, columns):
+    clv_report: dict[str, Any] = {}
+    options = {"holdout": clv_holdout, "clock": clv_clock}
+    with _staged(con, ctx, clv, options, clv_report) as (sql, columns):
         t = time.perf_counter()
         con.execute(f"COPY ({sql}) TO '{quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
         log.info("features: joined, value indices and written in %.1f s", _since(t))
@@ -169,6 +193,8 @@ def build_features(
     ).fetchone()[0]
     tmp.replace(final)
     cat = catalog_json(ctx, columns, n, lake)
+    if clv:
+        cat["clv"] = clv_report
     catalog_path = out_dir / "catalog.json"
     catalog_path.write_text(json.dumps(cat, indent=1), encoding="utf-8")
     con.close()

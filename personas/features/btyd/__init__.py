@@ -1,4 +1,4 @@
-"""Buy-'Til-You-Die customer-lifetime models: BG/NBD, Gamma-Gamma and CLV, validated on CDNOW.
+"""Buy-'Til-You-Die customer-lifetime models: BG/NBD and its rivals, Gamma-Gamma and CLV.
 
 Non-contractual retailers never observe a customer leaving, so churn and future value must be
 inferred from the purchase log alone. The BG/NBD model (Fader, Hardie & Lee 2005, "Counting your
@@ -26,30 +26,61 @@ Layout, after pymc-marketing's ``clv/``: :mod:`~personas.features.btyd.summary` 
 transaction log into the models' inputs; ``models/`` holds one model per module on the shared
 fit of :mod:`~personas.features.btyd.models.base`; :mod:`~personas.features.btyd.lifetime_value`
 combines them into CLV and scores; :mod:`~personas.features.btyd.validation` checks a fit on a
-holdout period. This module is only the face.
+holdout period; :mod:`~personas.features.btyd.selection` fits every candidate (BG/NBD, MBG/NBD,
+Pareto/NBD, NBD) on a calibration period and chooses by holdout error, with the checks of
+:mod:`~personas.features.btyd.diagnostics` and the clock of :mod:`~personas.features.btyd.clock`.
+BG/BB (Fader, Hardie & Shang 2010) is not here: it models discrete purchase opportunities
+(one yearly gala, one issue per period), and the lake's purchases are continuous timestamps.
+This module is only the face.
 """
 
+from personas.features.btyd.clock import Clock
+from personas.features.btyd.diagnostics import purchase_checks, spend_checks
 from personas.features.btyd.lifetime_value import customer_lifetime_value, score_customers
-from personas.features.btyd.models.base import BTYDModel
+from personas.features.btyd.models.base import BTYDModel, PurchaseModel
 from personas.features.btyd.models.bgnbd import BetaGeoModel, bgnbd_loglik, simulate_bgnbd
 from personas.features.btyd.models.gamma_gamma import (
     GammaGammaModel,
     gamma_gamma_loglik,
     simulate_gamma_gamma,
 )
-from personas.features.btyd.summary import rfm_summary
+from personas.features.btyd.models.mbgnbd import ModifiedBetaGeoModel, mbgnbd_loglik
+from personas.features.btyd.models.nbd import NBDModel, nbd_loglik
+from personas.features.btyd.models.pareto_nbd import (
+    ParetoNBDModel,
+    pareto_nbd_loglik,
+    simulate_pareto_nbd,
+)
+from personas.features.btyd.selection import CANDIDATES, Cohort, compare, decile_table
+from personas.features.btyd.summary import holdout_cohort, rfm_summary
 from personas.features.btyd.validation import holdout_report
 
 __all__ = [
+    "CANDIDATES",
     "BTYDModel",
     "BetaGeoModel",
+    "Clock",
+    "Cohort",
     "GammaGammaModel",
+    "ModifiedBetaGeoModel",
+    "NBDModel",
+    "ParetoNBDModel",
+    "PurchaseModel",
     "bgnbd_loglik",
+    "compare",
     "customer_lifetime_value",
+    "decile_table",
     "gamma_gamma_loglik",
+    "holdout_cohort",
     "holdout_report",
+    "mbgnbd_loglik",
+    "nbd_loglik",
+    "pareto_nbd_loglik",
+    "purchase_checks",
     "rfm_summary",
     "score_customers",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
+    "simulate_pareto_nbd",
+    "spend_checks",
 ]

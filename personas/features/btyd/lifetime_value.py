@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personas.features.btyd.models.base import ArrayLike
+from personas.features.btyd.models.base import ArrayLike, PurchaseModel
 from personas.features.btyd.models.bgnbd import BetaGeoModel
 from personas.features.btyd.models.gamma_gamma import GammaGammaModel
 from personas.features.btyd.summary import DAYS_PER_MONTH, rfm_summary, unit_days
 
 
 def customer_lifetime_value(
-    bgnbd: BetaGeoModel,
+    bgnbd: PurchaseModel,
     gg: GammaGammaModel,
     frequency: ArrayLike,
     recency: ArrayLike,
@@ -27,8 +27,13 @@ def customer_lifetime_value(
     months: int = 12,
     time_unit: str = "W",
     annual_discount_rate: float = 0.10,
+    month_length: float | None = None,
 ) -> np.ndarray:
     """Discounted expected value of each customer's purchases over the next ``months``.
+
+    ``bgnbd`` is any fitted purchase model (BG/NBD, MBG/NBD, Pareto/NBD, NBD); a month is
+    ``month_length`` of its time units (default: an average month in ``time_unit``; on a
+    trading-day clock, the trading days in a month).
 
     As in lifetimes: for each month m the expected purchases in month m (difference of the
     cumulative conditional expectations) times the expected spend per purchase, discounted by
@@ -39,7 +44,7 @@ def customer_lifetime_value(
         raise ValueError(f"months={months} must be >= 1.")
     if annual_discount_rate <= -1:
         raise ValueError(f"annual_discount_rate={annual_discount_rate} must be > -1.")
-    month = DAYS_PER_MONTH / unit_days(time_unit)
+    month = month_length or DAYS_PER_MONTH / unit_days(time_unit)
     value = gg.conditional_expected_average_value(frequency, monetary_value)
     monthly_rate = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
     steps = np.arange(months + 1) * month
