@@ -126,6 +126,7 @@ def fit_personas(
         "customers": len(X),
         "profiled": int(prof_mask.sum()),
         "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
+        "clv": catalog.get("clv"),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return runs.RunOutput(

@@ -1,4 +1,4 @@
-"""Lifetime-value features from the lake: BTYD inputs summarised in SQL, a model chosen on a holdout.
+"""Lifetime-value features from the lake: BTYD inputs in SQL, a model chosen on a holdout.
 
 The models need four numbers per customer, so DuckDB reduces millions of order lines to that
 summary and only the summary crosses into numpy. Definitions match

@@ -35,7 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from personas.features.catalog import VALUE_DIMENSIONS, lookup
-from personas.publish import plots
+from personas.publish import lifetime, plots
 from personas.runs import Run
 
 REPORT_TEMPLATE = "report.html.j2"
@@ -121,6 +121,8 @@ def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figu
     figs["trend"] = plots.size_trend(history, p)
     figs["model"] = plots.model_selection(p)
     figs["fidelity"] = plots.rule_fidelity(p)
+    if run.metrics.get("clv"):
+        figs["lifetime"] = plots.lifetime_fit(run.metrics["clv"])
     return figs
 
 
@@ -180,6 +182,9 @@ def context(
     personas = sorted(p["personas"], key=lambda q: (-q["size"], q["id"]))
     n_map = 0 if run.map is None else min(len(run.map), plots.MAP_CAP)
     value_feats = plots.value_metrics(p)
+    clv = lifetime.section(run.metrics.get("clv"))
+    kpis = _kpis(p)
+    lifetime.flag_tiles(kpis, clv)
     return {
         "title": "Buyer personas",
         "run_id": run.run_id,
@@ -187,7 +192,7 @@ def context(
         "data_fingerprint": p.get("data_fingerprint"),
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "min_size": p["min_persona_size"],
-        "kpis": _kpis(p),
+        "kpis": kpis,
         "personas": [persona_view(p, q) for q in personas],
         "groups": [_group(g, p) for g in p["groups"]],
         "map_note": _map_note(n_map, pop["profiled"], pop["customers"]),
@@ -199,6 +204,7 @@ def context(
         "migration": _migration(run),
         "history_runs": len(history),
         "model": _model(p),
+        "clv": clv,
         "lineage": _lineage(lineage),
         "heatmap_note": (
             "Colour shows how far each persona's average is from the average "

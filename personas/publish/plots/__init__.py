@@ -2,7 +2,7 @@
 
 Modules: :mod:`.style` (colours, formats, layout), :mod:`.maps` (map, sizes, heatmap, radar),
 :mod:`.value` (value and risk, NPS, mix), :mod:`.change` (migration, trend), :mod:`.model`
-(model selection, rule fidelity).
+(model selection, rule fidelity), :mod:`.lifetime` (the CLV model's holdout check).
 
 The figures are built here and serialised by :mod:`personas.publish.report`, which embeds
 plotly.js once for the whole page. Three rules hold for every figure:
@@ -25,6 +25,7 @@ so every other trace is SVG. Figures carry an empty template: plotly's default t
 from __future__ import annotations
 
 from personas.publish.plots.change import migration_sankey, size_trend
+from personas.publish.plots.lifetime import lifetime_fit
 from personas.publish.plots.maps import (
     heatmap,
     heatmap_features,
@@ -54,6 +55,7 @@ __all__ = [
     "fmt",
     "heatmap",
     "heatmap_features",
+    "lifetime_fit",
     "metric_title",
     "migration_sankey",
     "mix",
