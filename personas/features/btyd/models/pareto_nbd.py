@@ -164,7 +164,7 @@ def simulate_pareto_nbd(
     """Draw (frequency, recency, T) for ``n`` customers from the Pareto/NBD process.
 
     A customer lives an Exponential(μ) time τ; he buys N ~ Poisson(λ min(τ, T)) times, the last
-    at min(τ, T) times the largest of N uniforms (Beta(N, 1)).
+    at min(τ, T) times the largest of N uniforms (Beta(N, 1)). ``alive`` is τ > T.
     """
     if n < 1 or min(r, alpha, s, beta) <= 0:
         raise ValueError(f"need n >= 1 and positive r, alpha, s, beta; got n={n}.")
@@ -172,7 +172,17 @@ def simulate_pareto_nbd(
     t_cal = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
     lam = rng.gamma(r, 1.0 / alpha, n)
     mu = rng.gamma(s, 1.0 / beta, n)
-    life = np.minimum(rng.exponential(1.0 / mu), t_cal)
+    lifetime = rng.exponential(1.0 / mu)
+    life = np.minimum(lifetime, t_cal)
     x = rng.poisson(lam * life)
     t_x = np.where(x > 0, life * rng.beta(np.maximum(x, 1), 1.0), 0.0)
-    return pd.DataFrame({"frequency": x, "recency": t_x, "T": t_cal, "lam": lam, "mu": mu})
+    return pd.DataFrame(
+        {
+            "frequency": x,
+            "recency": t_x,
+            "T": t_cal,
+            "lam": lam,
+            "mu": mu,
+            "alive": lifetime > t_cal,
+        }
+    )
