@@ -125,8 +125,17 @@ class Levels:
 
     @cached_property
     def _codes(self) -> tuple[np.ndarray, np.ndarray]:
-        uniq, index = np.unique(self.values, return_inverse=True, axis=0 if self.is_joint else None)
-        return uniq, index.reshape(-1)
+        if not self.is_joint:
+            uniq, index = np.unique(self.values, return_inverse=True)
+            return uniq, index.reshape(-1)
+        # Rows of several columns: one integer key from each column's codes, because
+        # np.unique(axis=0) sorts structured rows (2 s for 327k pairs; this way 0.1 s).
+        key = np.zeros(len(self.values), dtype=np.int64)
+        for column in self.values.T:
+            _, codes = np.unique(column, return_inverse=True)
+            key = key * (int(codes.max(initial=0)) + 1) + codes.reshape(-1)
+        _, first, index = np.unique(key, return_index=True, return_inverse=True)
+        return self.values[first], index.reshape(-1)
 
     @property
     def is_joint(self) -> bool:
@@ -292,7 +301,8 @@ def log_std_errors(
     """Asymptotic standard errors of the log-parameters from the curvature at the optimum.
 
     The observed information is the Hessian of the total negative log-likelihood in
-    log-parameters, by central differences of the gradient (2k gradient evaluations). A flat
+    log-parameters, by forward differences of the gradient (k + 1 gradient evaluations; the
+    error of order 1e-4 is immaterial for a standard error). A flat
     direction (a parameter the data do not pin down) shows as a huge or infinite error: 1.0
     means the estimate is uncertain by a factor e either way.
     """
@@ -300,10 +310,11 @@ def log_std_errors(
     objective = _neg_mean_loglik(loglik, data, weights, 0.0)
     k, h = len(log_params), 1e-4
     hess = np.empty((k, k))
+    at = objective(log_params)[1]
     for i in range(k):
         step = np.zeros(k)
         step[i] = h
-        hess[i] = (objective(log_params + step)[1] - objective(log_params - step)[1]) / (2 * h)
+        hess[i] = (objective(log_params + step)[1] - at) / h
     hess = (hess + hess.T) / 2 * total
     try:
         eig = np.linalg.eigvalsh(hess)

@@ -52,9 +52,13 @@ def _tail_and_grad(params: np.ndarray, pairs: Levels, grad: bool) -> tuple[Any, 
     if not grad:
         return pairs.map(lambda x, u: _log_tail(params[:, None], x, u)[0]), None
     steps = params[:, None] * (1.0 + _H * np.hstack([np.zeros((4, 1)), np.eye(4), -np.eye(4)]))
-    values = pairs.map(lambda x, u: _log_tail(steps, x, u))
-    d = (values[1:5] - values[5:]) / (2.0 * _H * params[:, None])
-    return values[0], d
+
+    def value_and_slopes(x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        v = _log_tail(steps, x, u)  # on the distinct pairs, before gathering to rows
+        return np.vstack([v[:1], (v[1:5] - v[5:]) / (2.0 * _H * params[:, None])])
+
+    out = pairs.map(value_and_slopes)
+    return out[0], out[1:]
 
 
 def pareto_nbd_loglik(
