@@ -9,7 +9,7 @@ The likelihood follows Fader & Hardie's 2005 note "A note on deriving the Pareto
 related expressions" (eqs. 22-23). Its Gaussian hypergeometric function depends on a customer
 through (frequency, recency) and (frequency, T) only, so it is evaluated once per distinct pair
 (:func:`~personas.features.btyd.models.base.joint`); its derivatives in the four parameters
-have no closed form that scipy offers, so they are central differences of the log of that
+have no closed form that scipy offers, so they are forward differences of the log of that
 term on the pairs, while everything else in the gradient is analytical.
 """
 
@@ -30,7 +30,7 @@ from personas.features.btyd.models.base import (
     rate_scale,
 )
 
-_H = 1e-5  # relative step of the central differences on the hypergeometric term
+_H = 1e-7  # relative step of the forward differences on the hypergeometric term
 
 
 def _log_tail(params: np.ndarray, x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -51,11 +51,11 @@ def _tail_and_grad(params: np.ndarray, pairs: Levels, grad: bool) -> tuple[Any, 
     """log F per customer and, with ``grad``, its derivatives (central differences)."""
     if not grad:
         return pairs.map(lambda x, u: _log_tail(params[:, None], x, u)[0]), None
-    steps = params[:, None] * (1.0 + _H * np.hstack([np.zeros((4, 1)), np.eye(4), -np.eye(4)]))
+    steps = params[:, None] * (1.0 + _H * np.hstack([np.zeros((4, 1)), np.eye(4)]))
 
     def value_and_slopes(x: np.ndarray, u: np.ndarray) -> np.ndarray:
         v = _log_tail(steps, x, u)  # on the distinct pairs, before gathering to rows
-        return np.vstack([v[:1], (v[1:5] - v[5:]) / (2.0 * _H * params[:, None])])
+        return np.vstack([v[:1], (v[1:] - v[:1]) / (_H * params[:, None])])
 
     out = pairs.map(value_and_slopes)
     return out[0], out[1:]
