@@ -210,7 +210,11 @@ def _chosen_model(
         report["verdict"] = "unreliable"
         report["reasons"].append(f"{model.name} refitted on the whole history is degenerate")
         return None, report
-    report["reasons"] += [c["message"] for c in checks if c["severity"] == "warning"]
+    report["reasons"] += [
+        c["message"]
+        for c in checks
+        if c["severity"] == "warning" and c["message"] not in report["reasons"]
+    ]
     if report["reasons"] and report["verdict"] == "sound":
         report["verdict"] = "caution"
     report["churn"] = model.name != btyd.NBDModel.name

@@ -7,6 +7,7 @@ after D does not exist yet.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -182,6 +183,14 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
     assert (X["clv_12m"].dropna() >= 0).all()
     catalog = (fs.catalog_path).read_text()
     assert all(f.name in catalog for f in CATALOG if f.name in X.columns)
+    # The CLV model was chosen on the last quarter of the history and the choice recorded.
+    clv = json.loads(catalog)["clv"]
+    sel = clv["selection"]
+    assert len(sel["candidates"]) == 4 and sum(r["chosen"] for r in sel["candidates"]) == 1
+    assert clv["model"]["name"] == sel["chosen"] and clv["verdict"] in {"sound", "caution"}
+    span = sel["holdout_end"] - min(sel["tracking"]["day"]) + 7
+    assert 0.2 < (sel["holdout_end"] - sel["calibration_end"]) / span < 0.3
+    assert sel["tracking"]["actual"] == sorted(sel["tracking"]["actual"])
 
 
 FULL = dict(

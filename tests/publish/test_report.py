@@ -15,7 +15,7 @@ import pytest
 from markupsafe import escape
 
 from personas.features.catalog import lookup
-from personas.publish import plots, report
+from personas.publish import lifetime, plots, report
 from personas.runs import load_run
 from tests.publish.fixtures import (
     BAD_ID,
@@ -353,3 +353,39 @@ def test_empty_optional_inputs_give_a_message_not_a_crash(demo) -> None:
     assert isinstance(fig, go.Figure) and "No run history" in fig.layout.annotations[0].text
     stripped = dict(prof, personas=[], groups=[])
     assert "No persona" in plots.sizes(stripped).layout.annotations[0].text
+
+
+def test_lifetime_section_shows_the_holdout_check(page2: str, demo) -> None:
+    run = load_run(demo["run2"])
+    clv = run.metrics["clv"]  # recorded by the feature build, carried by discovery
+    assert clv["verdict"] in {"sound", "caution", "unreliable"}
+    sel = clv["selection"]
+    assert {r["model"] for r in sel["candidates"]} == {"BG/NBD", "MBG/NBD", "Pareto/NBD", "NBD"}
+    text = re.sub(r"<[^>]+>", " ", without_bundle(page2))
+    assert "How far to trust lifetime value" in text
+    assert lifetime.VERDICTS[clv["verdict"]].split(":")[0] in text
+    for r in sel["candidates"]:
+        assert r["model"] in text
+    figs = figures_in(page2)
+    assert "lifetime" in figs
+    deciles = [t for t in figs["lifetime"]["data"] if t["type"] == "bar"]
+    chosen = next(r for r in sel["candidates"] if r["chosen"])
+    assert [round(y) for y in deciles[0]["y"]] == [round(d["actual"]) for d in chosen["deciles"]]
+    # a model that missed its holdout keeps a warning on the headline tiles
+    ctx = report.context(run, [], None)
+    tiles = {k["label"]: k["note"] for k in ctx["kpis"]}
+    if clv["verdict"] != "sound" and "Average 12-month CLV" in tiles:
+        assert tiles["Average 12-month CLV"].startswith("⚠")
+
+
+def test_unreliable_lifetime_model_is_said_and_not_tiled() -> None:
+    clv = {
+        "verdict": "unreliable",
+        "reasons": ["no model fitted the calibration period soundly (BG/NBD: a at bound)"],
+    }
+    view = lifetime.section(clv)
+    assert view["verdict"] == "unreliable" and "left out" in view["verdict_text"]
+    kpis = [{"label": "Average 12-month CLV", "value": "£1", "note": "average"}]
+    lifetime.flag_tiles(kpis, view)
+    assert kpis[0]["note"].startswith("⚠")
+    assert plots.lifetime_fit(clv).layout.annotations  # a message, not a crash

@@ -33,7 +33,12 @@ def purchase_checks(model: PurchaseModel, frequency: np.ndarray) -> list[dict[st
     """Checks of a fitted purchase model: bounds, curvature, convergence, repeat buyers."""
     out = []
     bound = model.at_bound()
-    if bound:
+    low = [k for k in bound if model.params_[k] < 1.0]
+    # An upper bound on the drop-out mixing (BG/NBD's b, Pareto/NBD's beta) with its partner
+    # growing too is a limit the model family has: every customer shares one drop-out
+    # propensity. The forecasts stand; the spread of churn risk between customers is lost.
+    limit = [k for k in bound if k not in low and k in model.dropout_params]
+    if low or len(limit) < len(bound):
         values = ", ".join(f"{k}={model.params_[k]:.3g}" for k in bound)
         out.append(
             check(
@@ -43,8 +48,20 @@ def purchase_checks(model: PurchaseModel, frequency: np.ndarray) -> list[dict[st
                 "a limit it cannot reach (for a -> 0 or s -> 0: no customer drop-out is visible)",
             )
         )
-    flat = {k: v for k, v in model.log_std_errors_.items() if not v <= FLAT}
-    if flat and not bound:
+    elif limit:
+        values = ", ".join(f"{k}={model.params_[k]:.3g}" for k in limit)
+        out.append(
+            check(
+                "homogeneous_drop_out",
+                "warning",
+                f"{model.name}: {values} at the optimizer's upper bound: customers do not "
+                "differ in how likely they are to drop out, so churn risk separates them by "
+                "their purchase history alone",
+            )
+        )
+    ridge = set(model.dropout_params) if limit else set()
+    flat = [k for k, v in model.log_std_errors_.items() if not v <= FLAT and k not in ridge]
+    if flat:
         out.append(
             check(
                 "flat_likelihood",

@@ -125,3 +125,31 @@ def test_few_repeat_buyers_and_spend_checks_are_reported() -> None:
     with pytest.warns(RuntimeWarning):
         gg = GammaGammaModel().fit(x, heavy)
     assert "gamma_gamma_q" in {c["check"] for c in spend_checks(gg, x, heavy)}
+
+
+def test_homogeneous_drop_out_limit_stays_finite_and_is_only_a_warning() -> None:
+    # a and b both huge: every customer drops out with p = a/(a+b) after each purchase.
+    params = {"r": 12.7, "alpha": 823.5, "a": 3750.0, "b": 162754.8}
+    model = fitted_bg(params)
+    x, t_x, T = np.array([0.0, 3, 20]), np.array([0.0, 200, 600]), np.array([700.0, 700, 700])
+    got = model.conditional_expected_purchases(365.0, x, t_x, T)
+    assert np.isfinite(got).all()
+    # Monte Carlo: λ ~ Gamma(r+x, α+T) given alive; with p fixed, (1 - exp(-λpt)) / p.
+    p = params["a"] / (params["a"] + params["b"])
+    rng = np.random.default_rng(1)
+    alive = model.probability_alive(x, t_x, T)
+    for i in range(3):
+        lam = rng.gamma(params["r"] + x[i], 1 / (params["alpha"] + T[i]), 200_000)
+        assert got[i] / alive[i] == pytest.approx(np.mean(-np.expm1(-lam * p * 365) / p), rel=0.01)
+    model.log_std_errors_ = {"r": 0.1, "alpha": 0.1, "a": np.inf, "b": np.inf}
+    model.converged_ = True
+    model.params_["b"] = np.exp(12.0)  # at the upper bound
+    checks = purchase_checks(model, np.arange(500.0))
+    assert [c["check"] for c in checks] == ["homogeneous_drop_out"]
+    assert checks[0]["severity"] == "warning"
+
+
+def fitted_bg(params: dict[str, float]) -> BetaGeoModel:
+    model = BetaGeoModel()
+    model.params_ = dict(params)
+    return model

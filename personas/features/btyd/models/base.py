@@ -316,14 +316,16 @@ def log_std_errors(
         step[i] = h
         hess[i] = (objective(log_params + step)[1] - at) / h
     hess = (hess + hess.T) / 2 * total
-    try:
-        eig = np.linalg.eigvalsh(hess)
-        cov = np.linalg.inv(hess) if np.all(np.isfinite(hess)) and eig.min() > 0 else None
-    except np.linalg.LinAlgError:
-        cov = None
-    if cov is None:
+    if not np.all(np.isfinite(hess)):
         return dict.fromkeys(names, float("inf"))
-    return dict(zip(names, np.sqrt(np.maximum(np.diag(cov), 0.0)).tolist(), strict=True))
+    # Directions of (near) zero curvature are flat; a parameter that moves along one has an
+    # infinite error, the others keep theirs (from the pseudo-inverse on the curved rest).
+    eig, vec = np.linalg.eigh(hess)
+    flat = eig <= 1e-8 * max(float(np.abs(eig).max()), 1e-300)
+    inv = (vec[:, ~flat] / eig[~flat]) @ vec[:, ~flat].T
+    errors = np.sqrt(np.maximum(np.diag(inv), 0.0))
+    errors[np.any(np.abs(vec[:, flat]) > 0.1, axis=1)] = np.inf
+    return dict(zip(names, errors.tolist(), strict=True))
 
 
 class PurchaseModel(BTYDModel):
@@ -346,6 +348,7 @@ class PurchaseModel(BTYDModel):
     """
 
     name: ClassVar[str] = ""
+    dropout_params: ClassVar[tuple[str, ...]] = ()  # the drop-out process's mixing parameters
 
     def __init__(self, penalizer: float = 0.0, compress: bool = True) -> None:
         super().__init__(penalizer)

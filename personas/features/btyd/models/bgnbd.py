@@ -97,7 +97,15 @@ def _alive_purchases(
     t, x, t_cal = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (t, x, t_cal)))
     z = t / (alpha + t_cal + t)
     c = a + b + x - 1.0
-    tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    with np.errstate(invalid="ignore", over="ignore"):
+        tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    bad = ~np.isfinite(tail)
+    if bad.any():
+        # Large a and b (every customer with the same drop-out propensity): the transformed
+        # series overflows while its prefactor underflows, and eq. 10 as printed is then the
+        # well-behaved one (its third parameter c is large, so the series stays near 1).
+        xb, zb = x[bad], z[bad]
+        tail[bad] = (1.0 - zb) ** (r + xb) * hyp2f1(r + xb, b + xb, c[bad], zb)
     return c / (a - 1.0) * (1.0 - tail)
 
 
@@ -143,6 +151,7 @@ class BetaGeoModel(PurchaseModel):
 
     name = "BG/NBD"
     param_names = ("r", "alpha", "a", "b")
+    dropout_params = ("a", "b")
     loglik = staticmethod(bgnbd_loglik)
     shift: ClassVar[int] = 0  # 1 for MBG/NBD: drop-out possible at the first purchase too
 

@@ -111,6 +111,7 @@ class ParetoNBDModel(PurchaseModel):
 
     name = "Pareto/NBD"
     param_names = ("r", "alpha", "s", "beta")
+    dropout_params = ("s", "beta")
     loglik = staticmethod(pareto_nbd_loglik)
 
     def start(self, data: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
