@@ -7,10 +7,13 @@ at or after ``calibration_end`` never enters the calibration summary.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from personas.features.btyd.selection import Cohort
 
 # Days per time unit. "M" is the average Gregorian month so 12 "M" make one year.
 UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
@@ -175,10 +178,11 @@ def holdout_cohort(
     tx: pd.DataFrame,
     calibration_end: Any,
     observation_end: Any,
-    customer_col: str = "customer_id",
-    ts_col: str = "ts",
-) -> Any:
+    columns: tuple[str, str] = ("customer_id", "ts"),
+) -> Cohort:
     """The customers first seen before ``calibration_end`` as a selection ``Cohort``.
+
+    ``columns`` names the customer and timestamp columns of ``tx``.
 
     Purchase days as in :func:`rfm_summary` (several records on a day are one purchase), kept
     as day numbers so that :func:`personas.features.btyd.selection.compare` can measure time
@@ -186,6 +190,7 @@ def holdout_cohort(
     """
     from personas.features.btyd.selection import Cohort
 
+    customer_col, ts_col = columns
     _check_transactions(tx, [customer_col, ts_col])
     cal_end, obs_end = _utc(calibration_end), _utc(observation_end)
     if obs_end <= cal_end:

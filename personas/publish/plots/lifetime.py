@@ -74,4 +74,4 @@ def lifetime_fit(clv: Mapping[str, Any] | None) -> go.Figure:
         line={"color": AVERAGE_COLOUR, "dash": "dot"},
     )
     fig.update_layout(barmode="group")
-    return layout(fig, 380)
+    return layout(fig, 380, margin={"l": 56, "r": 10, "t": 40, "b": 40})

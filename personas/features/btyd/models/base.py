@@ -387,11 +387,19 @@ class PurchaseModel(BTYDModel):
         """P(still active at T | history)."""
         raise NotImplementedError
 
+    def purchases_if_alive(
+        self, t: ArrayLike | float, frequency: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        """Expected repeat purchases in (T, T+t] of a customer known to be alive at T."""
+        raise NotImplementedError
+
     def conditional_expected_purchases(
         self, t: ArrayLike | float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
     ) -> np.ndarray:
-        """Expected repeat purchases in (T, T+t] given each customer's history."""
-        raise NotImplementedError
+        """Expected repeat purchases in (T, T+t] given each customer's history:
+        P(alive at T) times the purchases of a customer alive at T."""
+        x, _, t_cal = check_rfm(frequency, recency, T)
+        return self.probability_alive(x, recency, t_cal) * self.purchases_if_alive(t, x, t_cal)
 
 
 def rate_scale(data: list[np.ndarray], weights: np.ndarray) -> float:

@@ -184,14 +184,12 @@ class BetaGeoModel(PurchaseModel):
         )
         return expit(-log_odds_dead)
 
-    def conditional_expected_purchases(
-        self, t: ArrayLike | float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def purchases_if_alive(
+        self, t: ArrayLike | float, frequency: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        """Expected repeat purchases in (T, T+t] given each customer's history (FHL eq. 10)."""
+        """The numerator of FHL eq. 10 (with b + 1 for MBG/NBD)."""
         r, alpha, a, b = self._params()
-        x, _, t_cal = check_rfm(frequency, recency, T)
-        alive = self.probability_alive(frequency, recency, T)
-        return alive * _alive_purchases(r, alpha, a, b + self.shift, t, x, t_cal)
+        return _alive_purchases(r, alpha, a, b + self.shift, t, frequency, T)
 
 
 def simulate_bgnbd(

@@ -13,13 +13,8 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from personas.features.btyd.models.base import (
-    ArrayLike,
-    PurchaseModel,
-    as_levels,
-    check_rfm,
-    rate_scale,
-)
+from personas.features.btyd.models import base
+from personas.features.btyd.models.base import ArrayLike, PurchaseModel, check_rfm
 
 
 def nbd_loglik(
@@ -31,7 +26,7 @@ def nbd_loglik(
     log-likelihoods can be compared; recency carries no information here.
     """
     r, alpha = params
-    x, t_cal = as_levels(x), as_levels(t_cal)
+    x, t_cal = base.as_levels(x), base.as_levels(t_cal)
     xv = x.values
     log_at = t_cal.map(lambda u: np.log(alpha + u))
     ll = x.map(lambda u: gammaln(r + u) - gammaln(r)) + r * np.log(alpha) - (r + xv) * log_at
@@ -54,7 +49,7 @@ class NBDModel(PurchaseModel):
     loglik = staticmethod(nbd_loglik)
 
     def start(self, data: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-        return np.array([0.0, rate_scale(data, weights)])
+        return np.array([0.0, base.rate_scale(data, weights)])
 
     def expected_purchases(self, t: ArrayLike | float) -> np.ndarray:
         r, alpha = self._params()
@@ -66,10 +61,9 @@ class NBDModel(PurchaseModel):
         self._params()
         return np.ones(len(check_rfm(frequency, recency, T)[0]))
 
-    def conditional_expected_purchases(
-        self, t: ArrayLike | float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def purchases_if_alive(
+        self, t: ArrayLike | float, frequency: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         """(r + x) / (α + T) · t: the posterior mean rate times the horizon."""
         r, alpha = self._params()
-        x, _, t_cal = check_rfm(frequency, recency, T)
-        return (r + x) / (alpha + t_cal) * np.asarray(t, dtype=float)
+        return (r + frequency) / (alpha + T) * np.asarray(t, dtype=float)

@@ -138,15 +138,12 @@ class ParetoNBDModel(PurchaseModel):
             dead = np.log(s) + f_tx + np.log(-np.expm1(np.minimum(f_t - f_tx, 0.0)))
         return expit(alive - dead)
 
-    def conditional_expected_purchases(
-        self, t: ArrayLike | float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    def purchases_if_alive(
+        self, t: ArrayLike | float, frequency: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        """Expected purchases in (T, T+t] given the history (Fader & Hardie 2005 note, eq. 15)."""
+        """Given alive at T, λ ~ Gamma(r+x, α+T) and μ ~ Gamma(s, β+T) (F&H 2005 note, eq. 15)."""
         r, alpha, s, beta = self._params()
-        x, _, t_cal = check_rfm(frequency, recency, T)
-        alive = self.probability_alive(frequency, recency, T)
-        # Given alive at T: λ ~ Gamma(r+x, α+T) and μ ~ Gamma(s, β+T).
-        return alive * (r + x) / (alpha + t_cal) * _lifetime_integral(s, beta + t_cal, t)
+        return (r + frequency) / (alpha + T) * _lifetime_integral(s, beta + T, t)
 
 
 def _lifetime_integral(s: float, beta: Any, t: Any) -> np.ndarray:
