@@ -18,6 +18,8 @@ from personas.features.btyd.models.gamma_gamma import GammaGammaModel
 
 log = logging.getLogger(__name__)
 
+NEAR_ZERO = 1e-4
+CONCENTRATED = 10.0  # a mixing shape this large is close to one value for every customer
 FLAT = 3.0  # a log-parameter standard error above this: the data do not pin it down
 FEW_REPEATERS = 200  # below this many repeat buyers the estimates are rough
 SPEND_CORRELATION = 0.3  # |Spearman| of frequency and mean spend beyond which GG's premise fails
@@ -32,12 +34,22 @@ def check(name: str, severity: str, message: str) -> dict[str, str]:
 def purchase_checks(model: PurchaseModel, frequency: np.ndarray) -> list[dict[str, str]]:
     """Checks of a fitted purchase model: bounds, curvature, convergence, repeat buyers."""
     out = []
-    bound = model.at_bound()
-    low = [k for k in bound if model.params_[k] < 1.0]
-    # An upper bound on the drop-out mixing (BG/NBD's b, Pareto/NBD's beta) with its partner
-    # growing too is a limit the model family has: every customer shares one drop-out
-    # propensity. The forecasts stand; the spread of churn risk between customers is lost.
-    limit = [k for k in bound if k not in low and k in model.dropout_params]
+    # A shape parameter below 1e-4 is zero for every practical purpose (BG/NBD's a, Pareto's
+    # s: no drop-out), even when the optimizer stopped before the bound itself.
+    low = [k for k, v in model.params_.items() if v < NEAR_ZERO]
+    bound = sorted(set(model.at_bound()) | set(low), key=list(model.params_).index)
+    # An upper bound on the drop-out mixing (BG/NBD's b, Pareto/NBD's beta) while its partner
+    # is large too (a concentrated mixing distribution) is a limit the model family has:
+    # every customer shares one drop-out propensity. The forecasts stand; the spread of churn
+    # risk between customers is lost.
+    dropout = model.dropout_params
+    limit = [
+        k
+        for k in bound
+        if k not in low
+        and k in dropout
+        and min(model.params_[j] for j in dropout if j != k) >= CONCENTRATED
+    ]
     if low or len(limit) < len(bound):
         values = ", ".join(f"{k}={model.params_[k]:.3g}" for k in bound)
         out.append(
