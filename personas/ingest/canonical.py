@@ -39,9 +39,10 @@ def output_sql(
     # layer 1: personal data treatment (drop / hash) before anything else sees the row
     data_cols = raw.data_columns()
     keep = [c for c in data_cols if source.personal_data.get(c) != "drop"]
-    other = [c for c in raw.columns if c not in data_cols]  # _row, _file, lookups
-    pii_cols = [ident(c) for c in other]
-    for c in keep:
+    # _row, _file and lookup columns (a lookup column may be declared personal too)
+    other = [c for c in raw.columns if c not in data_cols and source.personal_data.get(c) != "drop"]
+    pii_cols = []
+    for c in [*other, *keep]:
         if source.personal_data.get(c) == "hash":
             pii_cols.append(
                 f"sha256('{quote(ctx.key)}' || CAST({ident(c)} AS VARCHAR)) AS {ident(c)}"
@@ -99,7 +100,12 @@ def output_sql(
     layer4 = (
         f"SELECT *, {rules.verdict()} AS _ck, coalesce({rules.outlier}, false) AS _outlier FROM l3"
     )
-    raw_pack = ", ".join(f"{ident(c)} := {ident(c)}" for c in keep) or "_row := _row"
+    # the source values of a rejected row, without any column declared personal (hashed or
+    # pseudonymised ones too): the quarantine names the file and row to find the rest
+    personal = source.declared_personal()
+    raw_pack = (
+        ", ".join(f"{ident(c)} := {ident(c)}" for c in keep if c not in personal) or "_row := _row"
+    )
     canon = [f.name for f in fields if f.name != "is_outlier"]
     fi_sql = str(fis[0]) if len(fis) == 1 else f"[{', '.join(map(str, fis))}][_file + 1]"
     select = [

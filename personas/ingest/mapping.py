@@ -72,13 +72,6 @@ _EXT_FORMAT = {
     ".rdata": "rda",
     ".rds": "rda",
 }
-# Column names that almost always hold personal data: a mapping must say what to do with them.
-PII_NAME = re.compile(
-    r"(^|_|\b)(e[-_ ]?mail|phone|mobile|tel(ephone)?|full[-_ ]?name|first[-_ ]?name|"
-    r"last[-_ ]?name|surname|customer[-_ ]?name|name|address|street|postcode|zip|ssn|iban|"
-    r"birth[-_ ]?date|dob)($|_|\b)",
-    re.IGNORECASE,
-)
 
 
 @functools.cache
@@ -306,7 +299,7 @@ class Source(_Strict):
     personal_data: dict[str, Literal["drop", "hash"]] = Field(default_factory=dict)
     not_personal: list[str] = Field(
         default_factory=list,
-        description="columns whose names look personal but are not (e.g. product_name)",
+        description="columns that look personal (by name or content) but are not",
     )
     allow_empty: bool = False
     max_line_bytes: int = 1_000_000
@@ -351,6 +344,15 @@ class Source(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("lookups: each lookup needs a different name:")
         return self
+
+    def declared_personal(self) -> set[str]:
+        """Source columns declared personal: under personal_data:, or pseudonymised ids."""
+        return set(self.personal_data) | {
+            c.column
+            for o in self.outputs
+            for c in o.columns.values()
+            if c.pseudonymise and c.column is not None
+        }
 
     def sep(self, path: str | Path | None = None) -> str:
         """The field delimiter: as set, else tab for tsv and comma otherwise."""

@@ -23,12 +23,13 @@ from personas.ingest.canonical import output_sql
 from personas.ingest.context import Context, Input, PieceTally
 from personas.ingest.diagnose import diagnose_files
 from personas.ingest.lookups import attach_lookups, prepare_lookups
-from personas.ingest.mapping import PII_NAME, Source
+from personas.ingest.mapping import Source
 from personas.ingest.parsing import guess_hint
+from personas.ingest.personal import SAMPLE_ROWS, find_personal, refusal
 from personas.ingest.rawsource import RawSource
 from personas.ingest.readers import open_source
 from personas.ingest.textfiles import Chunk, chunk_source, header_names, split_file
-from personas.sqltext import first_line
+from personas.sqltext import first_line, ident
 
 #: Rows per Arrow batch handed from DuckDB to the stage (and read back at a time).
 STAGE_BATCH_ROWS = 65_536
@@ -47,7 +48,10 @@ def stage_unit(con: duckdb.DuckDBPyConnection, unit: list[Input], ctx: Context, 
     raw = attach_lookups(
         con, raw, src, paths[0].parent if paths else None, ctx.stage / "tmp", ctx.lookup_cache
     )
-    _check_personal(raw, src)
+    try:
+        _check_personal(con, raw, src)
+    except (duckdb.Error, EOFError) as e:  # the file cannot be read: say why, as staging would
+        raise _pass1_error(e, src, paths, raw.name, src.outputs[0].table) from None
     fis = [i.fi for i in unit]
     for oi, out in enumerate(src.outputs):
         try:
@@ -160,7 +164,13 @@ def stage_split(con: duckdb.DuckDBPyConnection, inp: Input, ctx: Context, ui: in
         for chunk in split_file(inp.path, src, tmp):
             chunks.append(chunk)
             if chunk.index == 0:
-                _check_personal(chunk_source(src, chunk, names, sep), src)
+                cur = con.cursor()
+                try:
+                    _check_personal(cur, chunk_source(src, chunk, names, sep), src, inp.name)
+                except duckdb.Error:
+                    pass  # the chunk cannot be parsed: the whole file is read and checked again
+                finally:
+                    cur.close()
             while not errors:
                 try:
                     todo.put(chunk, timeout=0.5)
@@ -252,21 +262,37 @@ def register_pieces(
         FROM {view}_pieces""")
 
 
-def _check_personal(raw: RawSource, source: Source) -> None:
-    """Refuse a source whose columns look personal but are not declared either way."""
-    suspicious = [
+def _check_personal(
+    con: duckdb.DuckDBPyConnection, raw: RawSource, source: Source, name: str | None = None
+) -> None:
+    """Refuse a source with a column that holds personal data but is not declared either way.
+
+    Judged on the first :data:`SAMPLE_ROWS` rows of every text column (lookup columns too) and
+    on every column's name (:mod:`personas.ingest.personal`).
+    """
+    declared = source.declared_personal() | set(source.not_personal)
+    todo = [
         c
-        for c in raw.data_columns()
-        if PII_NAME.search(c)
-        and c not in source.personal_data
-        and c not in set(source.not_personal)
+        for c in raw.columns
+        if c not in ("_row", "_file") and not c.startswith("_lk_") and c not in declared
     ]
-    if suspicious:
-        raise MappingError(
-            f"{raw.name}: column(s) {', '.join(repr(c) for c in suspicious)} look like personal "
-            f"data; declare each under personal_data: in source {source.name!r} as drop or "
-            "hash (or, if it is not personal, list it under not_personal:)"
-        )
+    if not todo:
+        return
+    text = [c for c in todo if raw.columns[c].upper() in ("VARCHAR", "JSON")]
+    sample: dict[str, list[object]] = {c: [] for c in todo}
+    first_file = 0
+    if text:
+        rows = con.execute(
+            f"SELECT _file, {', '.join(ident(c) for c in text)} FROM {raw.sql} LIMIT {SAMPLE_ROWS}"
+        ).fetchall()
+        for i, c in enumerate(text, start=1):
+            sample[c] = [r[i] for r in rows]
+        first_file = rows[0][0] if rows else 0
+    findings = find_personal(sample)
+    if findings:
+        if name is None:
+            name = raw.files[first_file] if first_file < len(raw.files) else raw.name
+        raise MappingError(refusal(name, source.name, findings))
 
 
 def sum_tallies(ctx: Context) -> None:

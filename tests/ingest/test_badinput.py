@@ -341,8 +341,9 @@ def test_unmatched_file_and_undeclared_personal_data(tmp_path: Path) -> None:
         tmp_path,
         [f],
         MappingError,
-        r"orders.csv: column\(s\) 'email' look like personal data; declare each under "
-        r"personal_data: in source 'orders' as drop or hash",
+        r"orders.csv: personal data in undeclared column\(s\) 'email' \(its name suggests an "
+        r"e-mail address\); declare each under personal_data: in source 'orders' as drop or "
+        r"hash \(or, if it is not personal, list it under not_personal:\)",
     )
 
 
