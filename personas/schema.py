@@ -193,8 +193,8 @@ QUARANTINE = (
     Field(
         "raw",
         pa.string(),
-        "the source values of the row (canonical values for duplicates), personal data "
-        "already dropped or hashed",
+        "the source values of the row (canonical values for duplicates), without any column "
+        "declared personal (dropped, hashed or pseudonymised)",
         "",
         "JSON",
     ),

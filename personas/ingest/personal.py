@@ -311,15 +311,13 @@ def is_person_name(v: str) -> bool:
 #: Content checks, most specific first: (what the values are, test, mask style).
 _CHECKS = (
     ("e-mail addresses", is_email, "email"),
-    ("IBANs (checksum valid)", is_iban, "iban"),
-    ("Finnish personal identity codes (henkilötunnus, check character valid)",
-     is_henkilotunnus, "code"),
-    ("Swedish personal identity numbers (personnummer, Luhn digit valid)",
-     is_personnummer, "code"),
-    ("payment card numbers (Luhn digit valid)", is_card, "digits"),
+    ("IBANs with a valid checksum", is_iban, "iban"),
+    ("Finnish henkilötunnus codes with a valid check character", is_henkilotunnus, "code"),
+    ("Swedish personnummer with a valid Luhn digit", is_personnummer, "code"),
+    ("payment card numbers with a valid Luhn digit", is_card, "digits"),
     ("phone numbers", is_phone, "digits"),
     ("street addresses", is_address, "words"),
-)  # fmt: skip
+)
 
 
 def mask(value: str, style: str = "words") -> str:

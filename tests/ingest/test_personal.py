@@ -190,7 +190,7 @@ def test_the_finnish_windows_1252_export_of_the_issue(planted, tmp_path: Path) -
     msg = str(err.value)
     assert "'Nimi' (person names, 12 of 12 sampled values, e.g. " in msg
     assert "'Sähköposti' (e-mail addresses, 12 of 12 sampled values, e.g. " in msg
-    assert "'Henkilötunnus' (Finnish personal identity codes (henkilötunnus" in msg
+    assert "'Henkilötunnus' (Finnish henkilötunnus codes with a valid check character, 12 of" in msg
 
 
 def test_declared_exports_leave_no_personal_value_in_lake_or_quarantine(
