@@ -166,7 +166,15 @@ def stage_split(con: duckdb.DuckDBPyConnection, inp: Input, ctx: Context, ui: in
             if chunk.index == 0:
                 cur = con.cursor()
                 try:
-                    _check_personal(cur, chunk_source(src, chunk, names, sep), src, inp.name)
+                    first = attach_lookups(
+                        cur,
+                        chunk_source(src, chunk, names, sep),
+                        src,
+                        base,
+                        ctx.stage / "tmp",
+                        ctx.lookup_cache,
+                    )
+                    _check_personal(cur, first, src, inp.name)
                 except duckdb.Error:
                     pass  # the chunk cannot be parsed: the whole file is read and checked again
                 finally:

@@ -244,3 +244,31 @@ def test_not_personal_and_pseudonymised_columns_count_as_declared(tmp_path: Path
     assert report.totals()["accepted"] == 20
     hits, _ = find_in_clear(tmp_path / "lake", {f"{i}@example.com" for i in range(10, 20)})
     assert hits == []
+
+
+def test_a_lookup_column_is_judged_and_declared_like_a_source_column(tmp_path: Path) -> None:
+    rows = [f"C{i},O{i},2024-01-0{1 + i % 9} 10:00:00,P1,1,2.50" for i in range(20)]
+    (tmp_path / "orders.csv").write_text(
+        "customer,order,date,product,qty,price\n" + "\n".join(rows) + "\n"
+    )
+    people = [f"C{i},Mäki {i},contact.{i}@example.org" for i in range(20)]
+    (tmp_path / "people.csv").write_text("customer,who,contact\n" + "\n".join(people) + "\n")
+    text = (
+        "name: t\nsources:\n  - name: orders\n    files: ['orders.csv']\n{decl}"
+        "    lookups:\n      - {{name: people, file: people.csv, key: customer, "
+        "columns: [contact]}}\n    table: transactions\n    columns:\n"
+        "      customer_id: customer\n      order_id: order\n      ts: date\n"
+        "      product_id: product\n      quantity: qty\n      unit_price: price\n"
+        "      category: {{expr: \"'x' || coalesce(contact, '')\"}}\n"
+    )
+    m = tmp_path / "m.yaml"
+    m.write_text(text.format(decl=""))
+    with pytest.raises(MappingError, match=r"'contact' \(e-mail addresses, 20 of 20 sampled"):
+        ingest([tmp_path / "orders.csv"], m, tmp_path / "lake")
+    m.write_text(text.format(decl="    personal_data: {contact: hash}\n"))
+    ingest([tmp_path / "orders.csv"], m, tmp_path / "lake")
+    emails = {f"contact.{i}@example.org" for i in range(20)}
+    hits, _ = find_in_clear(tmp_path / "lake", emails)
+    assert hits == []
+    cats = pd.read_parquet(tmp_path / "lake" / "transactions")["category"]
+    assert cats.str.len().eq(65).all()  # 'x' and the hash, not the address
