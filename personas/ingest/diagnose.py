@@ -17,6 +17,7 @@ from pathlib import Path
 from personas.errors import SourceError
 from personas.ingest.files import BROKEN, codec, open_binary
 from personas.ingest.mapping import Source
+from personas.ingest.personal import personal_name
 from personas.sqltext import first_line
 
 
@@ -66,6 +67,10 @@ def diagnose_text(
                 except UnicodeDecodeError as e:
                     col = _field_at(raw, e.start, sep, header)
                     bad = raw[max(0, e.start - 8) : e.end + 8]
+                    in_header = header is None and source.header
+                    if not in_header and _personal_field(raw, e.start, sep, header, source):
+                        # never show a fragment of a personal value: letters and digits masked
+                        bad = bytes(b"*"[0] if chr(c).isalnum() else c for c in bad)
                     return SourceError(
                         f"{path.name} line {line_no}{col}: bytes {raw[e.start : e.end]!r} (in "
                         f"{bad!r}) are not valid {source.encoding}. The file mixes encodings or "
@@ -162,6 +167,21 @@ def _field_at(raw: bytes, offset: int, sep: str | None, header: list[str] | None
     idx = raw[:offset].count(sep.encode("utf-8"))
     name = header[idx] if header and idx < len(header) else f"field {idx + 1}"
     return f", column {name!r}"
+
+
+def _personal_field(
+    raw: bytes, offset: int, sep: str | None, header: list[str] | None, source: Source
+) -> bool:
+    """Whether the byte at ``offset`` lies in a column declared or named as personal."""
+    if sep is None or not header:
+        return True  # no column to judge by: assume the worst
+    idx = raw[:offset].count(sep.encode("utf-8"))
+    if idx >= len(header):
+        return True
+    name = header[idx]
+    if name in source.not_personal:
+        return False
+    return name in source.declared_personal() or personal_name(name) is not None
 
 
 def _widest_field(raw: bytes, sep: str | None, header: list[str] | None) -> str:

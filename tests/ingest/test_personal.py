@@ -272,3 +272,28 @@ def test_a_lookup_column_is_judged_and_declared_like_a_source_column(tmp_path: P
     assert hits == []
     cats = pd.read_parquet(tmp_path / "lake" / "transactions")["category"]
     assert cats.str.len().eq(65).all()  # 'x' and the hash, not the address
+
+
+def test_an_encoding_error_in_a_personal_column_shows_no_fragment_of_it(tmp_path: Path) -> None:
+    """Declared UTF-8 but written in Windows-1252: the message names line, column and byte, and
+    masks the bytes around it when the column is personal."""
+    from personas.errors import SourceError
+
+    rows = [f"C{i},O{i},2024-01-0{1 + i % 9} 10:00:00,P1,1,2.50,Sää Mäkinen{i}" for i in range(5)]
+    f = tmp_path / "orders.csv"
+    f.write_bytes(
+        ("customer,order,date,product,qty,price,Nimi\n" + "\n".join(rows) + "\n").encode("cp1252")
+    )
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "name: t\nsources:\n  - name: orders\n    files: ['*.csv']\n"
+        "    personal_data: {Nimi: drop}\n    table: transactions\n    columns:\n"
+        "      customer_id: customer\n      order_id: order\n      ts: date\n"
+        "      product_id: product\n      quantity: qty\n      unit_price: price\n"
+    )
+    with pytest.raises(SourceError) as err:
+        ingest([f], m, tmp_path / "lake")
+    msg = str(err.value)
+    assert msg.startswith("orders.csv line 2, column 'Nimi': bytes b'\\xe4' (in b'")
+    assert "set encoding:" in msg
+    assert "M\\xe4kin" not in msg and "kinen" not in msg and "2.50" not in msg
