@@ -361,8 +361,8 @@ def _cells(table: object) -> str:
     return "\n".join(parts)
 
 
-def find_in_clear(root: Path, values: set[str]) -> tuple[list[str], int]:
-    """(``file: value`` for every planted value found under ``root``, files scanned).
+def find_in_clear(root: Path, values: set[str]) -> tuple[list[str], list[str]]:
+    """(``file: value`` for every planted value found under ``root``, the files scanned).
 
     Each value is also looked for without its blanks and in lower case (an IBAN or phone
     number normalised, an e-mail address folded). A value is searched for in full only in
@@ -373,9 +373,9 @@ def find_in_clear(root: Path, values: set[str]) -> tuple[list[str], int]:
     needles = {v for v in values} | {v.replace(" ", "") for v in values}
     needles |= {n.lower() for n in needles}
     words = {n: set(re.findall(r"\w+", n)) for n in needles if len(n) >= 5}
-    hits, scanned = [], 0
+    hits, scanned = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        scanned += 1
+        scanned.append(str(path.relative_to(root)))
         for text in _texts_of(path, path.read_bytes()):
             present = set(re.findall(r"\w+", text))
             hits += [
