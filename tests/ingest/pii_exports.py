@@ -374,7 +374,12 @@ def find_in_clear(root: Path, values: set[str]) -> tuple[list[str], list[str]]:
     needles |= {n.lower() for n in needles}
     words = {n: set(re.findall(r"\w+", n)) for n in needles if len(n) >= 5}
     hits, scanned = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    import os
+
+    files = [  # symlinks followed: published/latest is one
+        Path(d) / f for d, _, fs in os.walk(root, followlinks=True) for f in fs
+    ]
+    for path in sorted(p for p in files if p.is_file()):
         scanned.append(str(path.relative_to(root)))
         for text in _texts_of(path, path.read_bytes()):
             present = set(re.findall(r"\w+", text))

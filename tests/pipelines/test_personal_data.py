@@ -82,4 +82,6 @@ def test_no_personal_value_in_clear_anywhere_in_the_workspace(
     print(f"scanned {len(scanned)} files for {len(planted.values):,} planted values: {by_folder}")
     for part in ("lake/customers", "lake/quarantine", "features", "runs", "published"):
         assert by_folder[part] > 0, (part, by_folder)
+    assert [f for f in scanned if f.startswith("published/latest/") and f.endswith(".html")]
+    assert [f for f in scanned if f.startswith("runs/") and f.endswith(".skops")]
     assert hits == [], hits[:10]
