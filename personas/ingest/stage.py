@@ -166,7 +166,7 @@ def stage_split(con: duckdb.DuckDBPyConnection, inp: Input, ctx: Context, ui: in
             if chunk.index == 0:
                 cur = con.cursor()
                 try:
-                    first = attach_lookups(
+                    head = attach_lookups(
                         cur,
                         chunk_source(src, chunk, names, sep),
                         src,
@@ -174,7 +174,7 @@ def stage_split(con: duckdb.DuckDBPyConnection, inp: Input, ctx: Context, ui: in
                         ctx.stage / "tmp",
                         ctx.lookup_cache,
                     )
-                    _check_personal(cur, first, src, inp.name)
+                    _check_personal(cur, head, src, inp.name)
                 except duckdb.Error:
                     pass  # the chunk cannot be parsed: the whole file is read and checked again
                 finally:
