@@ -70,6 +70,8 @@ class Batch:
     sources: list[SourceRecord]
     files: dict[str, list[str]]
     seconds: float
+    #: bytes of each file as written (relative path -> size); absent in older manifests
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Batch:
@@ -267,6 +269,7 @@ class Lake:
                 dst = self.root / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
+                batch.sizes[rel] = dst.stat().st_size
                 rels.append(rel)
                 moved += 1
                 if moved == 1:
@@ -283,6 +286,27 @@ class Lake:
         os.replace(tmp, mdir / f"{batch.batch_id}.json")
         shutil.rmtree(self.root / STAGING_DIR / batch.batch_id, ignore_errors=True)
         return batch
+
+    def forget(self, batch_id: str) -> Batch:
+        """Remove one committed batch: its manifest entry first (the uncommit), then its files.
+
+        The way back from a damaged lake file (see :mod:`personas.lakecheck`): once the batch is
+        forgotten its sources are no longer known, so ingesting them again adds their rows anew.
+        """
+        with self.lock():
+            entry = self.root / MANIFEST_DIR / f"{batch_id}.json"
+            match = [b for b in self.batches() if b.batch_id == batch_id]
+            if not match:
+                known = ", ".join(b.batch_id for b in self.batches()[-3:]) or "none"
+                raise LakeError(
+                    f"no batch {batch_id!r} in the lake {self.root} (latest: {known}); "
+                    "`personas lake verify` names the batches of damaged files"
+                )
+            entry.unlink()
+            for rels in match[0].files.values():
+                for rel in rels:
+                    (self.root / rel).unlink(missing_ok=True)
+            return match[0]
 
 
 def pause_point(name: str) -> None:

@@ -401,17 +401,91 @@ def serve(cron: str, name: str, config_path: str | None) -> None:
 @workspace_opt
 @config_opt
 def status(workspace: str | None, config_path: str | None) -> None:
-    """Show what the lake holds and which run is published."""
+    """Show what the lake holds and which run is published (damaged lake files first)."""
     from personas.lake import Lake
+    from personas.lakecheck import verify
     from personas.runs import published_run
 
     cfg = _cfg(config_path, workspace)
     lake = Lake(cfg.lake_dir)
     batches = lake.batches()
     click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
-    for t, n in lake.counts().items():
-        click.echo(f"  {t:<13} {n:>12,} rows")
+    problems = verify(lake)
+    if problems:
+        _report_problems(lake, problems)
+    else:
+        for t, n in lake.counts().items():
+            click.echo(f"  {t:<13} {n:>12,} rows")
     click.echo(f"published: {published_run(cfg.published_dir) or 'nothing yet'}")
+    if problems:
+        sys.exit(1)
+
+
+def _report_problems(lake: object, problems: list) -> None:
+    from personas.lakecheck import recovery
+
+    click.secho(
+        f"  {len(problems)} damaged lake file(s); the counts are not to be trusted:", fg="red"
+    )
+    for p in problems:
+        click.echo(f"  - {p.line()}")
+    click.echo("  recover (forget the damaged batch, then ingest its sources again):")
+    for cmd in recovery(lake, problems):  # type: ignore[arg-type]
+        click.echo(f"    {cmd}")
+
+
+@main.group(cls=_Group)
+def lake() -> None:
+    """Check the lake's files against its manifest, and forget a damaged batch."""
+
+
+lake_opt = click.option(
+    "--lake",
+    "lake_path",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Lake folder (default: <workspace>/lake).",
+)
+
+
+@lake.command()
+@click.option(
+    "--full", is_flag=True, help="Also read every file and compare row counts with the manifest."
+)
+@lake_opt
+@workspace_opt
+@config_opt
+def verify(
+    full: bool, lake_path: str | None, workspace: str | None, config_path: str | None
+) -> None:
+    """Find truncated, deleted or corrupt lake files and say how to recover (exit 1 if any)."""
+    from personas.lake import Lake
+    from personas.lakecheck import verify as run
+
+    lk = Lake(Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir)
+    files = sum(len(fs) for b in lk.batches() for fs in b.files.values())
+    problems = run(lk, full=full)
+    if problems:
+        _report_problems(lk, problems)
+        sys.exit(1)
+    how = "read in full, row counts match the manifest" if full else "present, sizes and magic ok"
+    click.echo(f"lake {lk.root}: {files} file(s) in {len(lk.batches())} batch(es), {how}")
+
+
+@lake.command()
+@click.argument("batch_id")
+@lake_opt
+@workspace_opt
+@config_opt
+def forget(
+    batch_id: str, lake_path: str | None, workspace: str | None, config_path: str | None
+) -> None:
+    """Remove BATCH_ID (manifest entry, then files) so its sources can be ingested again."""
+    from personas.lake import Lake
+
+    lk = Lake(Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir)
+    b = lk.forget(batch_id)
+    click.echo(f"forgot batch {batch_id}: {len(b.sources)} source(s) may now be ingested again")
 
 
 def _k(k: str | None) -> object:

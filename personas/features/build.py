@@ -27,6 +27,7 @@ from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
+from personas.lakecheck import require_intact
 from personas.sqltext import quote
 
 __all__ = [
@@ -165,6 +166,7 @@ def build_features(
     """
     t0 = time.perf_counter()
     lake = lake if isinstance(lake, Lake) else Lake(lake)
+    require_intact(lake)  # a damaged file: one line with the recovery, not DuckDB's traceback
     con = lake.connect(memory_limit=memory_limit, threads=threads)
     tables = set(lake.tables())
     if "transactions" not in tables:
