@@ -234,6 +234,10 @@ FLAGS: dict[str, str] = {
     "with is_outlier = true for features to decide",
     "unmatched_<lookup>": "a lookup (e.g. products for categories) had no row for the key; "
     "the looked-up columns are empty",
+    "nonexistent_time": "a local time the clock skips at a change to summer time (read by the "
+    "column's nonexistent: rule)",
+    "ambiguous_time": "a local time that occurs twice at a change back from summer time (read "
+    "by the column's ambiguous: rule)",
 }
 
 # The timestamp column each table is partitioned and as-of filtered by.

@@ -123,17 +123,59 @@ def output_sql(
         f"'') || chr(31) || CAST(to_json(struct_pack({raw_pack})) AS VARCHAR) || chr(31) "
         f"|| replace({rules.by_verdict('reason')}, chr(31), ' ')"
     )
-    hashed = [n for n in HASH_KEYS[out.table] if n in canon]
     select += [
         f"CASE WHEN _ck IS NOT NULL THEN {verdict} END AS _q",
         "_ck",
-        f"hash({', '.join(ident('c_' + n) for n in hashed)}) AS _hash",
+        f"{_dedupe_hash(raw, source, out, canon, ctx, fis, oi, fi_sql)} AS _hash",
         f"{_flag_bits(rules, ctx)} AS _flags",
     ]
     return (
         f"WITH l1 AS ({layer1}), l2 AS ({layer2}), l3 AS ({layer3}), l4 AS ({layer4}) "
         f"SELECT {', '.join(select)} FROM l4"
     )
+
+
+def _dedupe_hash(
+    raw: RawSource,
+    source: Source,
+    out: Output,
+    canon: list[str],
+    ctx: Context,
+    fis: list[int],
+    oi: int,
+    fi_sql: str,
+) -> str:
+    """The hash the duplicate search starts from, by the source's ``dedupe:``.
+
+    ``rows`` (the default): a few key columns, then whole rows are compared. ``none``: a value
+    of each row's own (file, output, row), so no row is ever a candidate. ``key:``: the key's
+    values (canonical columns by their canonical name, other source columns by their name),
+    behind a marker so that they never equal a whole-row hash; the search then compares the
+    hash and the key's canonical columns only (:data:`Context.dedupe_keys`).
+    """
+    if source.dedupe == "rows":
+        hashed = [n for n in HASH_KEYS[out.table] if n in canon]
+        return f"hash({', '.join(ident('c_' + n) for n in hashed)})"
+    if source.dedupe == "none":
+        return f"hash('dedupe: none', CAST({fi_sql} AS INTEGER), {oi}, _row)"
+    exprs, compared = [], []
+    for name in source.dedupe.key:
+        if name in canon:
+            exprs.append(ident("c_" + name))
+            compared.append(name)
+        elif name in raw.data_columns() and source.personal_data.get(name) != "drop":
+            exprs.append(ident(name))
+        else:
+            raise MappingError(
+                f"{raw.name}: dedupe: key: {name!r} is neither a canonical column of "
+                f"{out.table} nor a column of the file (it has {', '.join(raw.data_columns())}); "
+                f"fix dedupe: in source {source.name!r}"
+            )
+    with ctx.lock:
+        keyed = ctx.dedupe_keys.setdefault(out.table, {})
+        for fi in fis:
+            keyed[(fi, oi)] = tuple(compared)
+    return f"hash('dedupe: key', {', '.join(exprs)})"
 
 
 def _flag_bits(rules: RuleSet, ctx: Context) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from personas import schema
+from personas.ingest.clockchange import ambiguous_sql, nonexistent_sql
 from personas.ingest.mapping import Output
 from personas.ingest.parsing import FieldSQL
 from personas.sqltext import quote
@@ -196,9 +197,24 @@ def rules_for(
         )
     for name, cond in (lookup_flags or {}).items():
         rs.flags[name] = cond
+    _clock_flags(rs, exprs)
     order = {k: i for i, k in enumerate(ORDER)}
     rs.checks.sort(key=lambda c: order[c.rule])  # stable: bad values keep column order
     return rs
+
+
+def _clock_flags(rs: RuleSet, exprs: dict[str, FieldSQL]) -> None:
+    """Flags ``nonexistent_time`` and ``ambiguous_time``: local times at clock changes.
+
+    Only for timestamps read as local time in a zone other than UTC; see
+    :mod:`personas.ingest.clockchange`.
+    """
+    local = [e for e in exprs.values() if e.naive is not None]
+    for flag, sql in (("nonexistent_time", nonexistent_sql), ("ambiguous_time", ambiguous_sql)):
+        conds = [sql(e.naive, e.timezone) for e in local if e.naive is not None]
+        conds = [c for c in conds if c != "false"]
+        if conds:
+            rs.flags[flag] = "coalesce(" + " OR ".join(conds) + ", false)"
 
 
 def _derive_transactions(rs: RuleSet, out: Output, mapped: set[str]) -> None:

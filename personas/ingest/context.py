@@ -56,6 +56,8 @@ class Context:
     stage_read: threading.Event = field(default_factory=threading.Event)  # quarantine written
     written_pieces: list[int] = field(default_factory=list)  # kept until then
     datasets: dict[str, object] = field(default_factory=dict)  # registered stage views
+    #: table -> (input, output) -> canonical columns compared, for outputs with dedupe: key:
+    dedupe_keys: dict[str, dict[tuple[int, int], tuple[str, ...]]] = field(default_factory=dict)
 
     def piece_path(self, pid: int) -> Path:
         """The staged Arrow piece ``pid``."""

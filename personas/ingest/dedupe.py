@@ -37,7 +37,7 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, ctx: Context, lake: Lake) ->
     con.execute("SET preserve_insertion_order = false")
     for table in sorted(ctx.tables):
         canon = [f.name for f in schema.fields(table) if f.name != "is_outlier"]
-        part = ", ".join(ident(c) for c in canon)
+        part, keyed = _compared(canon, ctx.dedupe_keys.get(table, {}))
         hashed = ", ".join(ident(c) for c in HASH_KEYS[table])
         pack = ", ".join(f"{ident(c)} := r.{ident(c)}" for c in canon)
         pack_a = ", ".join(f"{ident(c)} := a.{ident(c)}" for c in canon)
@@ -56,7 +56,8 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, ctx: Context, lake: Lake) ->
                   FROM cand_{table}
                   WINDOW w AS (PARTITION BY _hash, {part} ORDER BY _fi, _oi, _row))
             SELECT r._fi, r._oi, r._row,
-                   'exact duplicate of ' || f.name || ' row ' || r.first_row AS _dup_of,
+                   CASE WHEN {keyed} THEN 'same dedupe key as ' ELSE 'exact duplicate of ' END
+                   || f.name || ' row ' || r.first_row AS _dup_of,
                    CAST(to_json(struct_pack({pack})) AS VARCHAR) AS _raw, r._flags
             FROM r JOIN _files f ON f._fi = r.first_fi WHERE rn > 1""")
         if not files:
@@ -74,6 +75,26 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, ctx: Context, lake: Lake) ->
               ON a._hash = b._hash AND {eq}
             ANTI JOIN dup_{table} d ON d._fi = a._fi AND d._oi = a._oi AND d._row = a._row
             ORDER BY a._fi, a._oi, a._row""")
+
+
+def _compared(canon: list[str], keyed: dict[tuple[int, int], tuple[str, ...]]) -> tuple[str, str]:
+    """What rows with equal hashes must also share, and the SQL test of a keyed row.
+
+    Whole rows by default; for the outputs of a source with ``dedupe: key:``, only the key's
+    canonical columns (its other columns are in the hash). Without keyed outputs the SQL is
+    the plain column list, so the default path is unchanged.
+    """
+    if not keyed:
+        return ", ".join(ident(c) for c in canon), "false"
+
+    def among(pairs: list[tuple[int, int]], r: str = "") -> str:
+        return "(" + " OR ".join(f"({r}_fi = {fi} AND {r}_oi = {oi})" for fi, oi in pairs) + ")"
+
+    exprs = []
+    for c in canon:
+        skip = [pair for pair, cols in keyed.items() if c not in cols]
+        exprs.append(f"CASE WHEN {among(skip)} THEN NULL ELSE {ident(c)} END" if skip else ident(c))
+    return ", ".join(exprs), among(list(keyed), "r.")
 
 
 def _repeated_hashes(

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from personas import schema
 from personas.errors import MappingError
+from personas.ingest.yamlpath import inner_model, loc_text
 
 FORMATS = ("csv", "tsv", "text", "parquet", "jsonl", "excel", "rda", "sql")
 # Names people write for a format, and what to write instead (used in error messages).
@@ -94,6 +95,12 @@ class ColumnSpec(_Strict):
     )
     timezone: str | None = Field(
         default=None, description="zone of naive timestamps, e.g. Europe/London (default UTC)"
+    )
+    nonexistent: Literal["shift_forward", "error"] = Field(
+        default="shift_forward", description="a local time the clock skips (docs: clock changes)"
+    )
+    ambiguous: Literal["earliest", "latest", "error"] = Field(
+        default="latest", description="a local time that occurs twice at a clock change"
     )
     values: dict[str, Any] | None = Field(
         default=None, description="recode map applied to the source value (others kept)"
@@ -276,6 +283,12 @@ class Lookup(_Strict):
         return self
 
 
+class DedupeKey(_Strict):
+    """Rows of a source equal in these columns (canonical or source names) are duplicates."""
+
+    key: list[str] = Field(min_length=1)
+
+
 class Source(_Strict):
     """One kind of input file (or one SQL query) and how to read it."""
 
@@ -310,6 +323,9 @@ class Source(_Strict):
         description="above this share of unparsable values in one column the file is refused",
     )
     lookups: list[Lookup] = Field(default_factory=list)
+    dedupe: Literal["rows", "none"] | DedupeKey = Field(
+        default="rows", description="what makes a duplicate: rows (whole rows), none, or key:"
+    )
     outputs: list[Output]
 
     @model_validator(mode="before")
@@ -462,39 +478,8 @@ def _format_error(e: ValidationError, where: str, data: Any = None) -> str:
             )
         elif err["type"] == "missing":
             msg = f"required key {loc[-1]!r} is missing"
-        lines.append(f"  - {_loc_text(loc, data)}: {msg}")
+        lines.append(f"  - {loc_text(loc, data)}: {msg}")
     return "\n".join(lines)
-
-
-def _loc_text(loc: list[Any], data: Any) -> str:
-    """``sources[0] 'orders' > columns > ts > format``: the path a user follows in the YAML."""
-    parts: list[str] = []
-    node = data
-    i = 0
-    while i < len(loc):
-        p = loc[i]
-        if isinstance(p, int):
-            label = ""
-            if isinstance(node, list) and p < len(node):
-                node = node[p]
-                if isinstance(node, dict) and isinstance(node.get("name"), str):
-                    label = f" {node['name']!r}"
-            else:
-                node = None
-            parts[-1] = parts[-1] + f"[{p}]{label}" if parts else f"[{p}]"
-        elif (
-            p == "outputs"
-            and isinstance(node, dict)
-            and "outputs" not in node
-            and i + 1 < len(loc)
-            and loc[i + 1] == 0
-        ):
-            i += 1  # written with the single-output shorthand (table:/columns: on the source)
-        else:
-            parts.append(str(p))
-            node = node.get(p) if isinstance(node, dict) else None
-        i += 1
-    return " > ".join(parts) if parts else "(top level)"
 
 
 def _allowed_keys(loc: list[Any]) -> set[str]:
@@ -514,7 +499,7 @@ def _allowed_keys(loc: list[Any]) -> set[str]:
         f = model.model_fields.get(str(p))
         if f is None:
             return set()
-        model = _inner_model(f.annotation)
+        model = inner_model(f.annotation)
     if isinstance(model, tuple):
         return {fl.name for fl in schema.fields("transactions")} | {
             fl.name for t in schema.TABLES for fl in schema.fields(t)
@@ -525,19 +510,6 @@ def _allowed_keys(loc: list[Any]) -> set[str]:
             keys |= {"table", "where", "columns", "rules", "attributes"}
         return keys
     return set()
-
-
-def _inner_model(annotation: Any) -> Any:
-    import typing
-
-    args = typing.get_args(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for a in args:
-        m = _inner_model(a)
-        if m is not None:
-            return m
-    return None
 
 
 def load_mapping(path: str | Path) -> Mapping:

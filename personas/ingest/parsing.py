@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import duckdb
 
 from personas.errors import SchemaError
+from personas.ingest.clockchange import zoned_sql
 from personas.ingest.mapping import ColumnSpec, Source
 from personas.ingest.rawsource import RawSource
 from personas.sqltext import ident, quote
@@ -67,6 +68,9 @@ class FieldSQL:
     source: str | None
     column: str | None
     expects: str
+    #: timestamps read as local time: the naive value (NULL where the text has an offset)
+    naive: str | None = None
+    timezone: str = "UTC"
 
 
 def _is_numeric(vtype: str) -> bool:
@@ -116,9 +120,11 @@ def field_sql(
             if fmts
             else "an ISO timestamp (set format: for other layouts)"
         )
-        return FieldSQL(
-            _timestamp(v, vtype, fmts, spec.timezone or "UTC"), text, spec.column, expects
-        )
+        tz = spec.timezone or "UTC"
+        if not _is_utc(tz) and "error" in (spec.nonexistent, spec.ambiguous):
+            expects += f", at a time that occurs exactly once in {tz} (clock changes)"
+        value, naive = _timestamp(v, vtype, fmts, tz, spec)
+        return FieldSQL(value, text, spec.column, expects, None if _is_utc(tz) else naive, tz)
     raise AssertionError(target)  # pragma: no cover
 
 
@@ -173,24 +179,30 @@ def _is_utc(tz: str) -> bool:
     return tz.upper() in ("UTC", "ETC/UTC", "Z", "GMT", "ETC/GMT")
 
 
-def _zoned(naive: str, tz: str) -> str:
-    """A naive TIMESTAMP in zone ``tz`` as TIMESTAMPTZ.
+def _zoned(naive: str, tz: str, spec: ColumnSpec) -> str:
+    """A naive TIMESTAMP in zone ``tz`` as TIMESTAMPTZ (clock changes: ``spec``'s rules).
 
     For UTC this is plain arithmetic (make_timestamptz of the epoch microseconds), which costs
     a third of a cast through the ICU calendar.
     """
     if _is_utc(tz):
         return f"make_timestamptz(epoch_us({naive}))"
-    return f"timezone('{quote(tz)}', {naive})"
+    return zoned_sql(naive, tz, spec.nonexistent, spec.ambiguous)
 
 
-def _timestamp(v: str, vtype: str, fmts: list[str], tz: str) -> str:
-    """Naive values are local time in ``tz``; values with an offset keep it; result is UTC."""
+def _timestamp(
+    v: str, vtype: str, fmts: list[str], tz: str, spec: ColumnSpec
+) -> tuple[str, str | None]:
+    """Naive values are local time in ``tz``; values with an offset keep it; result is UTC.
+
+    Returns the value and the naive local time it was read from (None: never local time).
+    """
     t = vtype.upper()
     if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
-        return v
+        return v, None
     if t.startswith("TIMESTAMP") or t == "DATE":
-        return _zoned(f"CAST({v} AS TIMESTAMP)", tz)
+        naive = f"CAST({v} AS TIMESTAMP)"
+        return _zoned(naive, tz, spec), naive
     s = v if t == "VARCHAR" else f"CAST({v} AS VARCHAR)"
     if fmts:
         # coalesce evaluates lazily: the trimmed retry runs only on values that failed
@@ -198,16 +210,17 @@ def _timestamp(v: str, vtype: str, fmts: list[str], tz: str) -> str:
         tries += [f"try_strptime(trim({s}), '{quote(f)}')" for f in fmts]
         parsed = f"coalesce({', '.join(tries)})"
         if any("%z" in f or "%Z" in f for f in fmts):
-            return f"CAST({parsed} AS TIMESTAMPTZ)"
-        return _zoned(parsed, tz)
+            return f"CAST({parsed} AS TIMESTAMPTZ)", None
+        return _zoned(parsed, tz, spec), parsed
     has_offset = (
         f"(suffix(upper({s}), 'Z') OR contains(substr({s}, 11), '+') OR "
         f"contains(substr({s}, 11), '-'))"
     )
+    naive = f"TRY_CAST({s} AS TIMESTAMP)"
     return (
         f"CASE WHEN {has_offset} THEN TRY_CAST({s} AS TIMESTAMPTZ) "
-        f"ELSE {_zoned(f'TRY_CAST({s} AS TIMESTAMP)', tz)} END"
-    )
+        f"ELSE {_zoned(naive, tz, spec)} END"
+    ), f"CASE WHEN NOT {has_offset} THEN {naive} END"
 
 
 def _literal(value: object) -> tuple[str, str]:
