@@ -8,6 +8,7 @@ publication, builds profiles, the migration table and the map, touching no file;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pandas as pd
 
 from personas import runs
 from personas.config import SegmentationConfig
+from personas.diskspace import disk_full, is_disk_full
 from personas.features.build import load_catalog, load_features
 from personas.features.catalog import display_names
 from personas.profile import identity as ident
@@ -166,7 +168,10 @@ def discover(
         out = fit_personas(X, catalog, config, previous, progress)
         runs.write_run(run_dir, out)
     except BaseException as e:
-        runs.set_status(run_dir, "failed", error=f"{type(e).__name__}: {e}")
+        with contextlib.suppress(OSError):  # a full disk may refuse even run.json
+            runs.set_status(run_dir, "failed", error=f"{type(e).__name__}: {e}")
+        if is_disk_full(e):  # the model, assignments and map: about twice the features
+            raise disk_full(runs_root, 2 * features_path.stat().st_size) from None
         raise
     runs.set_status(run_dir, "discovered")
     seg = out.model

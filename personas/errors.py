@@ -49,3 +49,7 @@ class PublishError(PersonasError, RuntimeError):
 
 class SafetyError(PublishError):
     """A file about to be published contains personal data or describes too few customers."""
+
+
+class DiskFullError(PersonasError, OSError):
+    """The device holding the workspace filled up; nothing was left half-written."""

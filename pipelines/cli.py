@@ -54,12 +54,19 @@ def _prefect_env() -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
+        from personas.diskspace import disk_full, is_disk_full
         from personas.errors import PersonasError
 
         try:
             return super().invoke(ctx)
         except PersonasError as e:
             click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(2)
+        except Exception as e:
+            if not is_disk_full(e):  # the steps say it themselves; this is the safety net
+                raise
+            where = getattr(e, "filename", None) or Path.cwd()
+            click.secho(f"error: {disk_full(where, 0)}", fg="red", err=True)
             sys.exit(2)
 
 

@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
@@ -181,24 +182,36 @@ def build_features(
     ctx = probe(con, as_of, tables)
     log.info("features: probed the lake in %.1f s", _since(t))
     out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
-    out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".features.tmp.parquet"
     final = out_dir / "features.parquet"
-    clv_report: dict[str, Any] = {}
-    options = {"holdout": clv_holdout, "clock": clv_clock}
-    with _staged(con, ctx, clv, options, clv_report) as (sql, columns):
-        t = time.perf_counter()
-        con.execute(f"COPY ({sql}) TO '{quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-        log.info("features: joined, value indices and written in %.1f s", _since(t))
-    n = con.execute(
-        f"SELECT count(*) FROM read_parquet('{quote(tmp)}', hive_partitioning = false)"
-    ).fetchone()[0]
-    tmp.replace(final)
-    cat = catalog_json(ctx, columns, n, lake)
-    if clv:
-        cat["clv"] = clv_report
     catalog_path = out_dir / "catalog.json"
-    catalog_path.write_text(json.dumps(cat, indent=1), encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clv_report: dict[str, Any] = {}
+        options = {"holdout": clv_holdout, "clock": clv_clock}
+        with _staged(con, ctx, clv, options, clv_report) as (sql, columns):
+            t = time.perf_counter()
+            con.execute(f"COPY ({sql}) TO '{quote(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+            log.info("features: joined, value indices and written in %.1f s", _since(t))
+        n = con.execute(
+            f"SELECT count(*) FROM read_parquet('{quote(tmp)}', hive_partitioning = false)"
+        ).fetchone()[0]
+        cat = catalog_json(ctx, columns, n, lake)
+        if clv:
+            cat["clv"] = clv_report
+        cat_tmp = out_dir / ".catalog.tmp.json"
+        cat_tmp.write_text(json.dumps(cat, indent=1), encoding="utf-8")
+        tmp.replace(final)  # the two renames cannot run out of space
+        cat_tmp.replace(catalog_path)
+    except BaseException as e:
+        con.close()
+        written = tree_bytes([tmp])
+        for p in (tmp, out_dir / ".catalog.tmp.json"):
+            p.unlink(missing_ok=True)
+        if is_disk_full(e):  # DuckDB's spill and the file: about the lake's size
+            lake_bytes = tree_bytes(f for tb in tables for f in lake.files(tb))
+            raise disk_full(out_root, max(written * 2, lake_bytes)) from None
+        raise
     con.close()
     return FeatureSet(final, catalog_path, as_of, columns, n, time.perf_counter() - t0)
 

@@ -37,6 +37,7 @@ import duckdb
 
 from personas import lake as lake_mod
 from personas import schema
+from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.errors import MappingError, SourceError
 from personas.ingest.context import Context, Input
 from personas.ingest.dedupe import find_duplicates
@@ -184,9 +185,13 @@ def ingest(
                 seconds=round(time.perf_counter() - t0, 3),
             )
             lake.commit(batch, files_out)
-        except BaseException:
+        except BaseException as e:
             con.close()
+            staged = tree_bytes([stage])
             lake.recover()
+            if is_disk_full(e):  # one line, not a traceback nor the mapping hint
+                need = max(staged * 3 // 2, 2 * sum(i.bytes for i in inputs))
+                raise disk_full(lake.root, need) from None
             raise
     report.batch_id = batch_id
     report.sources = records

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from personas.diskspace import is_disk_full
 from personas.errors import MappingError, SchemaError, SourceError
 from personas.ingest.canonical import output_sql
 from personas.ingest.context import Context, Input, PieceTally
@@ -221,6 +222,8 @@ def stage_split(con: duckdb.DuckDBPyConnection, inp: Input, ctx: Context, ui: in
 def _pass1_error(
     e: BaseException, src: Source, paths: list[Path], name: str, table: str
 ) -> Exception:
+    if is_disk_full(e):  # not the mapping's fault: the ingest reports it as such
+        return e if isinstance(e, Exception) else RuntimeError(str(e))
     if paths and src.format_for(paths[0]) in ("csv", "tsv", "text") and _is_read_error(e):
         return diagnose_files(paths, src, str(e))
     return SchemaError(

@@ -84,7 +84,10 @@ def write_lake(
         except BaseException as e:  # re-raised on the calling thread
             errors.append(e)
         finally:
-            w.close()
+            try:  # closing writes the last row groups: it can fail too (a full disk)
+                w.close()
+            except BaseException as e:
+                errors.append(e)
 
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
     threads.append(threading.Thread(target=quarantine, args=(con.cursor(),), daemon=True))

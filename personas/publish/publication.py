@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from personas import runs
+from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.errors import PublishError, SafetyError
 from personas.lake import Lake
 from personas.profile.validate import validate_profiles
@@ -110,6 +111,8 @@ def publish(
                     runs.set_status(run_dir, "published", last_error=error, failed_at=runs.now())
                 else:
                     runs.set_status(run_dir, "failed", error=error, failed_at=runs.now())
+            if is_disk_full(exc):  # the report, cards and audiences: about the run's size
+                raise disk_full(root, tree_bytes([run_dir])) from None
             raise
 
 
