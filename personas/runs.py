@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -190,6 +191,7 @@ def create_run(runs_root: str | Path, run_id: str | None = None, **info: Any) ->
     """
     root = Path(runs_root)
     root.mkdir(parents=True, exist_ok=True)
+    mark_abandoned(root)
     if run_id is not None:
         run_dir = root / run_id
         try:
@@ -211,9 +213,64 @@ def create_run(runs_root: str | Path, run_id: str | None = None, **info: Any) ->
         else:  # pragma: no cover - a thousand runs in one second
             raise RunError(f"cannot create a new run folder under {root}")
     write_json(
-        run_dir / RUN_INFO, {"run_id": run_id, "status": "running", "started_at": now(), **info}
+        run_dir / RUN_INFO,
+        {"run_id": run_id, "status": "running", "started_at": now(), **owner(), **info},
     )
     return run_dir
+
+
+def owner() -> dict[str, Any]:
+    """Who runs this process: host, pid and the pid's start time (pids are reused)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_started": _started(os.getpid())}
+
+
+def _started(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _gone(info: dict[str, Any]) -> bool:
+    """Whether the process that wrote ``info`` has ended (only knowable on the same host)."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    started = info.get("pid_started")
+    return started is not None and _started(pid) not in (None, started)
+
+
+def mark_abandoned(runs_root: str | Path) -> list[Path]:
+    """Mark runs still "running" whose process is gone as failed, with the reason.
+
+    A run killed outright (``kill -9``, a power cut, the OOM killer) cannot say so itself; the
+    next run does. Runs of other hosts, and runs from before the pid was recorded, are left.
+    """
+    root = Path(runs_root)
+    marked = []
+    for p in sorted(root.glob(f"*/{RUN_INFO}")) if root.is_dir() else []:
+        try:
+            info = read_json(p)
+        except (OSError, ValueError):
+            continue
+        if info.get("status") == "running" and _gone(info):
+            set_status(
+                p.parent,
+                "failed",
+                error=f"abandoned: its process {info['pid']} on {info['host']} ended without "
+                "finishing (killed or crashed); found by the next run",
+                failed_at=now(),
+            )
+            marked.append(p.parent)
+    return marked
 
 
 def write_run(run_dir: str | Path, out: RunOutput) -> None:

@@ -17,6 +17,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from personas import runs
 from personas.config import Config, load_config
+from pipelines import lifeline
+
+lifeline.install()  # a temporary Prefect server dies with the process that started it
 
 _DEFAULT = Config()  # where things live when a flow is called without a workspace
 

@@ -93,6 +93,7 @@ def publish(
     if not runs.is_run(run_dir):
         raise PublishError(f"{run_dir} is not a run folder: {runs.PROFILES} is missing")
     with _lock(root):
+        remove_stale_staging(run_dir.parent)
         hist_path = root / HISTORY_FILE
         old_history = hist_path.read_bytes() if hist_path.exists() else None
         # re-publishing the run that is live: a failure must not call the live run "failed"
@@ -114,6 +115,17 @@ def publish(
             if is_disk_full(exc):  # the report, cards and audiences: about the run's size
                 raise disk_full(root, tree_bytes([run_dir])) from None
             raise
+
+
+def remove_stale_staging(runs_root: Path) -> list[Path]:
+    """Delete the ``_publishing/`` folders a killed publish left in any run; return them.
+
+    Called with the publication lock held: no other publish can be writing one.
+    """
+    stale = sorted(runs_root.glob(f"*/{runs.STAGING}")) if runs_root.is_dir() else []
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 def _publish(
