@@ -105,6 +105,7 @@ def test_row_counts_are_checked_against_the_manifest(lake: Lake) -> None:
 
 def test_features_fail_with_the_advice_and_recovery_works(lake: Lake, tmp_path: Path) -> None:
     from personas.features.build import build_features
+    from personas.ingest.batch import ingest
 
     before = lake.counts()
     f = _tx_file(lake)
@@ -114,6 +115,9 @@ def test_features_fail_with_the_advice_and_recovery_works(lake: Lake, tmp_path: 
     msg = str(e.value)
     assert "\n" not in msg and "personas lake forget" in msg and "transactions" in msg
     assert "magic" not in msg.lower() or "Parquet magic" in msg
+    day = shared_data("uci-online-retail", "by-day", "2011-01-05.csv.gz")
+    with pytest.raises(LakeError, match="personas lake forget"):
+        ingest([day], "online_retail", lake.root)  # its duplicate search reads the lake
     (cmd,) = recovery(lake, verify(lake))
     exe = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "personas")
     res = subprocess.run(cmd.replace("personas ", exe + " "), shell=True, capture_output=True)

@@ -48,6 +48,7 @@ from personas.ingest.stage import check_stage, stage_split, stage_unit, stage_vi
 from personas.ingest.textfiles import group_key, splittable
 from personas.ingest.write import write_lake
 from personas.lake import Batch, Lake, SourceRecord, pause_point
+from personas.lakecheck import require_intact
 from personas.sqltext import ident
 
 Progress = Callable[[str, int, int], None]
@@ -141,6 +142,7 @@ def ingest(
     key = mapping.pii_key()
     with lake.lock():
         lake.recover()
+        require_intact(lake)  # duplicates are looked up in the lake's files: they must read
         known = lake.fingerprints()
         batch_id = lake_mod.new_batch_id()
         report = IngestReport(lake=str(lake.root), batch_id=None, ignored=ignored)
