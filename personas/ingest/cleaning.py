@@ -209,9 +209,10 @@ def _clock_flags(rs: RuleSet, exprs: dict[str, FieldSQL]) -> None:
     Only for timestamps read as local time in a zone other than UTC; see
     :mod:`personas.ingest.clockchange`.
     """
-    local = [e for e in exprs.values() if e.naive is not None]
+    local = {name: e for name, e in exprs.items() if e.naive is not None}
     for flag, sql in (("nonexistent_time", nonexistent_sql), ("ambiguous_time", ambiguous_sql)):
-        conds = [sql(e.naive, e.timezone) for e in local if e.naive is not None]
+        # the lookup on the value read (c_<name>): the text is parsed again only on change days
+        conds = [sql(str(e.naive), e.timezone, f"c_{name}") for name, e in local.items()]
         conds = [c for c in conds if c != "false"]
         if conds:
             rs.flags[flag] = "coalesce(" + " OR ".join(conds) + ", false)"

@@ -60,26 +60,33 @@ def _us(x: datetime | timedelta) -> int:
     return int(x.total_seconds()) * _US
 
 
-def _days(tz: str) -> str:
-    """The days (since 1970, of wall-clock time) on which the clock changes, as a SQL list."""
+def _days(tz: str, utc: bool = False) -> str:
+    """The days (since 1970) on which the clock changes, as a SQL list.
+
+    Days of wall-clock time, or (``utc``) the days of UTC a value read on such a day can fall
+    on: the day before and after too, since offsets reach +-14 hours.
+    """
+    day = 86_400 * _US
     days = set()
     for t, ob, oa in transitions(tz):
         lo, hi = t + min(ob, oa), t + max(ob, oa)
-        days |= {lo // (86_400 * _US), (hi - 1) // (86_400 * _US)}
+        days |= {lo // day, (hi - 1) // day}
+    if utc:
+        days = {d + k for d in days for k in (-1, 0, 1)}
     return ", ".join(map(str, sorted(days)))
 
 
-def _on_change_day(naive: str, tz: str, then: str) -> str:
+def _on_change_day(naive: str, tz: str, then: str, utc: str | None = None) -> str:
     """``then`` on the few days with a change (one integer lookup a row), else false.
 
-    Only those rows pay for the calendar (ICU) arithmetic of ``then``.
+    Only those rows pay for the calendar (ICU) arithmetic of ``then``. With ``utc`` (the
+    value already read) the lookup needs no second parse of the source text either.
     """
-    days = _days(tz)
+    days = _days(tz, utc is not None)
     if not days:
         return "false"
-    return (
-        f"(CASE WHEN epoch_us({naive}) // {86_400 * _US} IN ({days}) THEN ({then}) ELSE false END)"
-    )
+    on = f"epoch_us({utc if utc is not None else naive}) // {86_400 * _US} IN ({days})"
+    return f"(CASE WHEN {on} THEN ({then}) ELSE false END)"
 
 
 def _local(utc: str, tz: str) -> str:
@@ -96,15 +103,15 @@ def folds(tz: str) -> list[tuple[int, int, int, int]]:
     return [(t + oa, t + ob, ob, oa) for t, ob, oa in transitions(tz) if ob > oa]
 
 
-def nonexistent_sql(naive: str, tz: str) -> str:
+def nonexistent_sql(naive: str, tz: str, utc: str | None = None) -> str:
     """True where the naive timestamp ``naive`` is a local time the clock skips in ``tz``.
 
     Such a time does not come back from the round trip local -> UTC -> local.
     """
-    return _on_change_day(naive, tz, f"{_local(_local(naive, tz), tz)} <> {naive}")
+    return _on_change_day(naive, tz, f"{_local(_local(naive, tz), tz)} <> {naive}", utc)
 
 
-def ambiguous_sql(naive: str, tz: str) -> str:
+def ambiguous_sql(naive: str, tz: str, utc: str | None = None) -> str:
     """True where the naive timestamp ``naive`` is a local time that occurs twice in ``tz``.
 
     DuckDB reads it as the later instant; the earlier one (one step earlier) reads back as
@@ -112,7 +119,7 @@ def ambiguous_sql(naive: str, tz: str) -> str:
     """
     x = _local(naive, tz)
     tests = [f"{_local(f'{x} - INTERVAL {s} SECOND', tz)} = {naive}" for s in _steps(tz)]
-    return _on_change_day(naive, tz, " OR ".join(tests) or "false")
+    return _on_change_day(naive, tz, " OR ".join(tests) or "false", utc)
 
 
 def _steps(tz: str) -> list[int]:
