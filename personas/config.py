@@ -66,9 +66,18 @@ class SegmentationConfig(_Strict):
     random_state: int = 0
     rule_depth: int = Field(default=4, ge=1, le=8)
     map_sample: int = Field(default=20_000, ge=100)
+    likely_personas: bool = Field(
+        default=True,
+        description="give prospects and one-purchase customers a likely persona",
+    )
+    likely_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="below this probability a likely persona is undecided"
+    )
 
     def segmenter_kwargs(self) -> dict[str, Any]:
-        d = self.model_dump(exclude={"rule_depth", "map_sample"})
+        d = self.model_dump(
+            exclude={"rule_depth", "map_sample", "likely_personas", "likely_threshold"}
+        )
         d["k_range"] = tuple(d["k_range"])
         d["algorithms"] = tuple(d["algorithms"])
         return d

@@ -27,7 +27,8 @@ from personas.features.catalog import display_names
 from personas.profile import identity as ident
 from personas.profile.profiles import build_profiles, dumps
 from personas.segment.embed import persona_map
-from personas.segment.segmenter import PersonaSegmenter
+from personas.segment.likely import place_unprofiled
+from personas.segment.segmenter import PersonaSegmenter, derive_lifecycle
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -102,6 +103,18 @@ def fit_personas(
         seed=cfg.random_state,
         display=display_names(catalog),
     )
+    likely, likely_block = None, None
+    if cfg.likely_personas:
+        if progress:
+            progress("likely personas", 0, 1)
+        likely, assignments, likely_block = place_unprofiled(
+            X,
+            assignments,
+            _lifecycle(X, labels),
+            {p["id"]: p["name"] for p in profiles["personas"]},
+            cfg.likely_threshold,
+            cfg.random_state,
+        )
     migration = None
     if prev_assign is not None:
         pid = pd.Series(assignments["persona_id"].to_numpy(), index=assignments["customer_id"])
@@ -129,6 +142,7 @@ def fit_personas(
         "profiled": int(prof_mask.sum()),
         "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
         "clv": catalog.get("clv"),
+        "likely_persona": likely_block,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return runs.RunOutput(
@@ -140,6 +154,7 @@ def fit_personas(
         metrics=metrics,
         model=seg,
         migration=migration,
+        likely=likely,
     )
 
 
@@ -183,6 +198,15 @@ def discover(
         float(out.metrics["rules"]["fidelity"]),
         time.perf_counter() - t0,
     )
+
+
+def _lifecycle(X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """Lifecycle stage per row; the profiled rows are "repeat" whatever the table says."""
+    stage = np.full(len(X), "repeat", dtype=object)
+    rest = labels < 0
+    if rest.any():
+        stage[rest] = derive_lifecycle(X.loc[rest])
+    return stage.astype(str)
 
 
 def _previous(previous_dir: str | Path | None) -> runs.Run | None:

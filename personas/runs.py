@@ -28,6 +28,7 @@ from personas.errors import RunError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from personas.segment.likely import LikelyPersonaClassifier
     from personas.segment.segmenter import PersonaSegmenter
 
 RUN_INFO = "run.json"
@@ -39,6 +40,7 @@ IDENTITY = "identity.json"
 MIGRATION = "migration.parquet"
 MAP = "map.parquet"
 MODEL = "model.skops"
+LIKELY_MODEL = "likely.skops"  # likely personas of prospects and one-purchase customers
 REPORT = "report.html"
 CARDS = "cards"
 AUDIENCES = "audiences"
@@ -48,6 +50,10 @@ LATEST = "latest"  # published_root/latest -> the published run folder
 # Types a model file may hold besides sklearn/numpy/scipy ones, by their current names.
 TRUSTED = (
     "personas.segment.segmenter.PersonaSegmenter",
+    "personas.segment.likely.LikelyPersonaClassifier",
+    # HistGradientBoosting's preprocessor wraps sklearn's check_array in a partial; skops
+    # checks the wrapped function's own type separately, so the partial adds no risk
+    "functools.partial",
     "personas.segment.selection.Fitted",
     "personas.segment.preprocess.GroupWeights",
     "personas.segment.preprocess.signed_log1p",
@@ -114,6 +120,11 @@ class Run:
         """The fitted segmenter of this run."""
         return load_model(self.path / MODEL)
 
+    def likely_model(self) -> LikelyPersonaClassifier | None:
+        """The likely-persona classifier of this run, or None (a run without one)."""
+        path = self.path / LIKELY_MODEL
+        return load_model(path) if path.exists() else None
+
 
 @dataclass
 class RunOutput:
@@ -127,6 +138,7 @@ class RunOutput:
     metrics: dict[str, Any]
     model: PersonaSegmenter
     migration: pd.DataFrame | None = None
+    likely: LikelyPersonaClassifier | None = None
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -284,6 +296,8 @@ def write_run(run_dir: str | Path, out: RunOutput) -> None:
         out.migration.to_parquet(run_dir / MIGRATION, index=False)
     out.map.to_parquet(run_dir / MAP, index=False)
     save_model(out.model, run_dir / MODEL)
+    if out.likely is not None:
+        save_model(out.likely, run_dir / LIKELY_MODEL)
     write_json(run_dir / METRICS, out.metrics)
 
 
@@ -323,14 +337,15 @@ def now() -> str:
 
 
 # ---- the model ------------------------------------------------------------------------------
-def save_model(seg: PersonaSegmenter, path: str | Path) -> None:
+def save_model(seg: PersonaSegmenter | LikelyPersonaClassifier, path: str | Path) -> None:
     """Persist with skops: loading it back cannot execute arbitrary code."""
     import copy
 
     import skops.io as sio
 
     plain = copy.copy(seg)  # skops stores arrays and dicts, not DataFrames
-    plain.candidates_ = {c: seg.candidates_[c].tolist() for c in seg.candidates_.columns}
+    if hasattr(seg, "candidates_"):
+        plain.candidates_ = {c: seg.candidates_[c].tolist() for c in seg.candidates_.columns}
     sio.dump(plain, path)
 
 
@@ -365,7 +380,8 @@ def load_model(path: str | Path) -> PersonaSegmenter:
             f"{path}: cannot be loaded by this version of personas ({type(e).__name__}: {e}); "
             "refit it with `personas refresh`"
         ) from e
-    seg.candidates_ = pd.DataFrame(seg.candidates_)
+    if hasattr(seg, "candidates_"):
+        seg.candidates_ = pd.DataFrame(seg.candidates_)
     return seg
 
 

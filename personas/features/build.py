@@ -312,6 +312,7 @@ def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
         "lake_fingerprint": lake.fingerprint(),
         "categories": ctx.categories,
         "channels": ctx.channels,
+        "view_categories": ctx.view_categories,
         "features": feats,
     }
 

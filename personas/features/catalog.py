@@ -443,6 +443,7 @@ CATALOG: tuple[Feature, ...] = (
 BY_NAME = {f.name: f for f in CATALOG}
 
 CATEGORY_PREFIX = "cat_share__"
+VIEW_PREFIX = "view_share__"
 CHANNEL_PREFIX = "chan_share__"
 
 
@@ -535,6 +536,19 @@ def lookup(name: str) -> Feature:
             ("transactions",),
             fmt="{:.0%}",
         )
+    if name.startswith(VIEW_PREFIX):
+        cat = name.removeprefix(VIEW_PREFIX)
+        return Feature(
+            name,
+            "engagement",
+            f"Share of product views: {cat}",
+            f"share of product views (events) in category '{cat}'; a browsing signal that "
+            "prospects have too, used for likely personas rather than for segmenting",
+            "share",
+            ("events",),
+            segment=False,
+            fmt="{:.0%}",
+        )
     if name.startswith(CHANNEL_PREFIX):
         ch = name.removeprefix(CHANNEL_PREFIX)
         return Feature(
@@ -558,6 +572,8 @@ def label(name: str, names: dict[str, str] | None = None) -> str:
             return f"Share of spend: {names[name]}"
         if name.startswith(CHANNEL_PREFIX):
             return f"Share of orders: {names[name]}"
+        if name.startswith(VIEW_PREFIX):
+            return f"Share of product views: {names[name]}"
     try:
         return lookup(name).label
     except KeyError:
@@ -568,4 +584,5 @@ def display_names(catalog: dict) -> dict[str, str]:
     """Share column -> original category/channel name, from a features ``catalog.json``."""
     out = {CATEGORY_PREFIX + slug(c): c for c in catalog.get("categories", [])}
     out.update({CHANNEL_PREFIX + slug(c): c for c in catalog.get("channels", [])})
+    out.update({VIEW_PREFIX + slug(c): c for c in catalog.get("view_categories", [])})
     return out

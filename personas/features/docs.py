@@ -8,6 +8,7 @@ from personas.features.catalog import (
     CHANNEL_PREFIX,
     GROUPS,
     VALUE_DIMENSIONS,
+    VIEW_PREFIX,
 )
 
 HEADER = """# Feature catalogue
@@ -37,6 +38,12 @@ def render_markdown() -> str:
             lines.append(
                 f"`{CHANNEL_PREFIX}<channel>`: share of purchase orders placed through "
                 "each of the top 6 channels by spend (only when the data has two or more).\n"
+            )
+        if group == "engagement":
+            lines.append(
+                f"Plus `{VIEW_PREFIX}<category>`: share of product views (events whose "
+                "properties name a `category`) in each of the top 8 viewed categories. Not "
+                "segmented on: prospects have it too, so it feeds likely personas.\n"
             )
         if group == "value":
             lines.append(_VALUE_INTRO)

@@ -13,13 +13,15 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
-from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, slug
+from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, VIEW_PREFIX, slug
 from personas.features.value import value_sql
-from personas.sqltext import quote
+from personas.sqltext import literal, quote
 
 TOP_CATEGORIES = 8
 TOP_CHANNELS = 6
 SESSION_EVENTS = ("page_view", "product_view", "add_to_cart", "checkout", "app_session")
+#: The category a product view names in its properties (JSON text), e.g. {"category": "home"}.
+VIEW_CATEGORY = "json_extract_string(properties, '$.category')"
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Context:
     categories: list[str] = field(default_factory=list)
     n_categories: int = 0  # distinct categories bought before as_of (for the diversity scale)
     channels: list[str] = field(default_factory=list)
+    view_categories: list[str] = field(default_factory=list)  # product views' categories
 
     @property
     def ts(self) -> str:
@@ -79,6 +82,15 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
                 f"SELECT DISTINCT event_type FROM events WHERE ts < {t}"
             ).fetchall()
         }
+        if "product_view" in ctx.event_types:
+            ctx.view_categories = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT {VIEW_CATEGORY} AS c FROM events WHERE ts < {t} AND event_type = "
+                    "'product_view' AND c IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 "
+                    f"LIMIT {TOP_CATEGORIES}"
+                ).fetchall()
+            ]
         ctx.has_sessions = bool(
             con.execute(
                 f"SELECT count(*) FROM events WHERE ts < {t} AND session_id IS NOT NULL"
@@ -364,6 +376,15 @@ def _events_sql(ctx: Context) -> tuple[str, list[str]]:
     if "coupon_redeem" in et:
         parts.append(f"{n('coupon_redeem')} AS coupon_redemptions")
         cols.append("coupon_redemptions")
+    if ctx.view_categories:
+        views = n("product_view")
+        for c in ctx.view_categories:
+            name = VIEW_PREFIX + slug(c)
+            hit = f"sum(CASE WHEN view_category = {literal(c)} "
+            parts.append(
+                f"CASE WHEN {views} > 0 THEN {hit}THEN 1 ELSE 0 END) * 1.0 / {views} END AS {name}"
+            )
+            cols.append(name)
     sess = [e for e in SESSION_EVENTS if e in et]
     scols: list[str] = []
     sparts: list[str] = []
@@ -375,8 +396,14 @@ def _events_sql(ctx: Context) -> tuple[str, list[str]]:
             scols.append("app_session_share")
     if not parts and not sparts:
         return "", []
+    source = "events"
+    if ctx.view_categories:  # the JSON is parsed once per product view, not once per category
+        source = (
+            f"(SELECT *, CASE WHEN event_type = 'product_view' THEN {VIEW_CATEGORY} END "
+            "AS view_category FROM events)"
+        )
     counts = (
-        f"(SELECT {', '.join(['customer_id', *parts])} FROM events WHERE ts < {t} "
+        f"(SELECT {', '.join(['customer_id', *parts])} FROM {source} WHERE ts < {t} "
         "GROUP BY customer_id)"
     )
     if not sparts:

@@ -117,6 +117,11 @@ def draw_events(
         )
     )
 
+    # Prospects shop around before a first order, as real browsing does: extra sessions at
+    # their persona's pace, on its online channels, viewing its categories and leaving carts.
+    # Drawn from a spawned stream so every other customer's events stay as they were.
+    blocks += _prospect_browsing(rng, cust, calendar, catalogue, counters)
+
     # E-mail campaigns every four weeks; each reaches a subscriber with some chance.
     campaign_day = np.arange(start + 3.0, end, 28.0)
     names = pa.array([_campaign_name(d) for d in campaign_day])
@@ -210,6 +215,77 @@ def draw_events(
     # What happened outside the export window is not in the export.
     inside = [_within(b, calendar.start_day * DAY, end_ts) for b in blocks]
     return {"blocks": inside, "tickets": tickets}
+
+
+def _prospect_browsing(
+    rng: np.random.Generator,
+    cust: dict[str, np.ndarray],
+    calendar: Calendar,
+    catalogue: Catalogue,
+    counters: dict[str, int],
+) -> list[dict[str, Any]]:
+    """Browsing sessions of prospects that reflect their (hidden) persona.
+
+    A prospect browses at their persona's session rate (at least once: shopping around before
+    a first order), on its web/app split, views one to three products of its categories per
+    session and leaves a cart with its abandonment habit. The stream is
+    spawned from ``rng``'s seed, so drawing it does not move the draws of anything else.
+    """
+    seq = rng.bit_generator.seed_seq
+    r = np.random.default_rng(seq.spawn(1)[0]) if seq is not None else rng
+    prospect = np.flatnonzero(cust["is_prospect"])
+    if prospect.size == 0:
+        return []
+    end = float(calendar.end_day)
+    end_ts = calendar.end_day * DAY - 1
+    frm = cust["first_seen"][prospect] / DAY
+    years = np.maximum(end - frm, 7.0) / 365.25
+    rate = cust["sessions_per_year"][prospect]
+    local, _ = segments(r.poisson(rate * years) + 1)
+    owner = prospect[local]
+    web, app = CHANNELS.index("web"), CHANNELS.index("app")
+    mix = np.diff(cust["channel_mix"], axis=1, prepend=0.0)
+    p_app = mix[:, app] / (mix[:, app] + mix[:, web])
+    channel = np.where(r.random(owner.size) < p_app[owner], app, web)
+    days = uniform_days(r.random(owner.size), frm[local], np.full(owner.size, end), calendar)
+    ts = np.minimum(clock(r, days, channel, calendar), end_ts - 900)
+    session = _take_numbers(counters, "session", owner.size)
+    out = [
+        _block(
+            owner,
+            ts,
+            np.where(channel == app, "app_session", "page_view"),
+            channel,
+            session,
+            _json_props("page", pa.array(np.full(owner.size, "/"))),
+        )
+    ]
+    views, rank = segments(r.integers(1, 4, owner.size))
+    category = pick(r, cust["category_mix"], owner[views])
+    out.append(
+        _block(
+            owner[views],
+            ts[views] + 30 * (rank + 1),
+            "product_view",
+            channel[views],
+            session[views],
+            _json_props("category", pa.array(np.array(CATEGORIES)[category])),
+        )
+    )
+    left = r.random(owner.size) < cust["cart_abandon"][owner]
+    cat = pick(r, cust["category_mix"], owner[left])
+    product = catalogue.offset[cat] + r.integers(0, catalogue.size[cat])
+    out.append(
+        _block(
+            owner[left],
+            ts[left] + 600,
+            "add_to_cart",
+            channel[left],
+            session[left],
+            _json_props("product_id", catalogue.product_id.take(pa.array(product))),
+        )
+    )
+    return out
 
 
 def _block(

@@ -54,13 +54,14 @@ from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, n
 from personas.synthetic.profiles import customer_table, draw_profiles
 from personas.synthetic.writers import GzipSink, write_tables
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 FILES = {
     "transactions": "transactions.csv.gz",
     "customers": "customers.csv.gz",
     "events": "events.jsonl.gz",
     "feedback": "feedback.csv.gz",
     "truth": "truth.parquet",
+    "prospect_truth": "prospect_truth.parquet",
     "meta": "meta.json",
 }
 
@@ -92,7 +93,10 @@ def generate(
     ----------
     out_dir : str or Path
         Folder for ``transactions.csv.gz``, ``customers.csv.gz``, ``events.jsonl.gz``,
-        ``feedback.csv.gz``, ``truth.parquet`` and ``meta.json`` (created; files overwritten).
+        ``feedback.csv.gz``, ``truth.parquet`` (planted persona of each customer),
+        ``prospect_truth.parquet`` (the hidden persona of each prospect, whose browsing and
+        e-mail habits follow it: ground truth for likely personas) and ``meta.json`` (created;
+        files overwritten).
     customers : int
         Rows of the customer export; about 3 % are prospects without purchases, the rest are
         planted-persona customers with at least two orders each.
@@ -130,6 +134,7 @@ def generate(
     dirt = dict.fromkeys(DIRT_KINDS, 0)
     sizes = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
     truth: list[pa.Table] = []
+    prospect_truth: list[pa.Table] = []
     counters = {"order": 0, "session": 0}
     with ExitStack() as stack:
         sinks = {name: stack.enter_context(GzipSink(paths[name])) for name in rows}
@@ -147,6 +152,7 @@ def generate(
                 dirt[kind] += count
             sizes += np.bincount(chunk["truth"]["persona"].to_numpy(), minlength=len(sizes))
             truth.append(chunk["truth"])
+            prospect_truth.append(chunk["prospect_truth"])
             for job in pending:
                 job.result()
             tables = chunk.pop("tables")
@@ -163,6 +169,7 @@ def generate(
     truth_table = pa.concat_tables(truth)
     pq.write_table(truth_table, paths["truth"], compression="zstd")
     rows["truth"] = truth_table.num_rows
+    pq.write_table(pa.concat_tables(prospect_truth), paths["prospect_truth"], compression="zstd")
     meta = {
         "generator": "personas.synthetic",
         "version": GENERATOR_VERSION,
@@ -221,12 +228,15 @@ def _chunk(
     events = event_table(events.pop("blocks"), ids)
     planted = ~cust["is_prospect"]
     names = np.array([p.name for p in PLANTED_PERSONAS])
-    truth = pa.table(
-        {
-            "customer_id": ids.filter(pa.array(planted)),
-            "persona": pa.array(cust["persona"][planted], pa.int64()),
-            "persona_name": pa.array(names[cust["persona"][planted]]),
-        }
+    truth, prospect_truth = (
+        pa.table(
+            {
+                "customer_id": ids.filter(pa.array(mask)),
+                "persona": pa.array(cust["persona"][mask], pa.int64()),
+                "persona_name": pa.array(names[cust["persona"][mask]]),
+            }
+        )
+        for mask in (planted, ~planted)
     )
     tables = {
         "transactions": transactions,
@@ -234,4 +244,4 @@ def _chunk(
         "events": events,
         "feedback": feedback_table(feedback, ids),
     }
-    return {"tables": tables, "dirt": dirt, "truth": truth}
+    return {"tables": tables, "dirt": dirt, "truth": truth, "prospect_truth": prospect_truth}
