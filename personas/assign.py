@@ -2,7 +2,9 @@
 
 The input is a features table (as written by ``build_features``, or any table with the model's
 feature columns). Customers with enough history get a persona and a confidence; the others get
-an explicit "not yet profiled" group, never a silent guess.
+an explicit "not yet profiled" group, never a silent guess. When the run has a likely-persona
+model, prospects and one-purchase customers also get ``likely_persona`` (or "undecided") and
+its probability, shown as likely, never counted as members.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import pandas as pd
 
 from personas import runs
 from personas.errors import PersonasError
-from personas.segment.segmenter import NOT_PROFILED
+from personas.segment.likely import UNDECIDED
+from personas.segment.segmenter import NOT_PROFILED, derive_lifecycle
 
 
 @dataclass
@@ -48,10 +51,26 @@ def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
             pid, name = NOT_PROFILED[int(lab)]
         ids.append(pid)
         names.append(name)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {"persona_id": ids, "persona_name": names, "confidence": conf, "profiled": labels >= 0},
         index=X.index,
     )
+    likely = run.likely_model()
+    if likely is not None:
+        stage = pd.Series("repeat", index=X.index, dtype=object)
+        rest = labels < 0
+        if rest.any():
+            stage[rest] = derive_lifecycle(X.loc[rest])
+        # a signal the table lacks counts as missing (the trees route it like a blank value)
+        cols = sorted({c for s in likely.signals_.values() for c in s} - set(X.columns))
+        Xl = X.assign(**dict.fromkeys(cols, float("nan"))) if cols else X
+        got = likely.likely(Xl, stage.to_numpy())
+        label = {pid: name for pid, name in by_index.values()}
+        label[UNDECIDED] = "Undecided (no persona is likely enough)"
+        out["likely_persona"] = got["likely_persona"].to_numpy()
+        out["likely_persona_name"] = [label.get(p) if p else None for p in out["likely_persona"]]
+        out["likely_probability"] = got["likely_probability"].round(6).to_numpy()
+    return out
 
 
 def assign_file(
@@ -75,4 +94,8 @@ def assign_file(
     else:
         res.to_parquet(out, index=False)
     counts = res.groupby(["persona_id", "persona_name"]).size()
-    return AssignResult(out, {f"{i} {n}": int(c) for (i, n), c in counts.items()})
+    tally = {f"{i} {n}": int(c) for (i, n), c in counts.items()}
+    if "likely_persona" in res.columns:
+        for pid, c in res["likely_persona"].dropna().value_counts().sort_index().items():
+            tally[f"likely {pid}"] = int(c)
+    return AssignResult(out, tally)

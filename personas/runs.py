@@ -44,6 +44,7 @@ LIKELY_MODEL = "likely.skops"  # likely personas of prospects and one-purchase c
 REPORT = "report.html"
 CARDS = "cards"
 AUDIENCES = "audiences"
+PROSPECT_AUDIENCES = "prospect_audiences"  # look-alike prospects and new customers per persona
 STAGING = "_publishing"  # publication's outputs before the safety scan passes
 LATEST = "latest"  # published_root/latest -> the published run folder
 

@@ -4,6 +4,11 @@ One file pair per persona **and** per published not-profiled group (e.g. ``NEW``
 customers (one purchase)"): those groups are the audiences of onboarding and first-purchase
 campaigns, published only when they reach the minimum persona size, like personas. Rows are
 ordered by decreasing confidence, so "the most typical 1,000" is the top of the file.
+
+Prospect audiences (:func:`write_prospect_audiences`) are the look-alikes: per persona, the
+prospects and one-purchase customers whose likely persona it is, by decreasing probability,
+so an automation can nurture them with that persona's journey. They are never part of the
+persona's own audience or size.
 """
 
 from __future__ import annotations
@@ -57,3 +62,49 @@ def write_audiences(
         sub.to_parquet(pq_path, index=False)
         paths += [csv_path, pq_path]
     return paths
+
+
+PROSPECT_COLUMNS = [
+    "customer_id",
+    "stage",
+    "likely_persona",
+    "likely_persona_name",
+    "likely_probability",
+]
+_STAGE = {"PROSPECT": "prospect", "NEW": "one_time"}
+
+
+def write_prospect_audiences(
+    assignments: pd.DataFrame, profiles: Mapping[str, Any], out_dir: str | Path
+) -> tuple[list[Path], dict[str, int]]:
+    """CSV and Parquet of each persona's likely prospects and new customers.
+
+    A persona's file is written only when it holds at least the minimum persona size; the
+    others are returned as ``{persona id: customers withheld}`` so the report can say so.
+    Undecided customers are in no file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if "likely_persona" not in assignments.columns:
+        return [], {}
+    min_size = int(profiles["min_persona_size"])
+    df = assignments[assignments["likely_persona"].notna()].copy()
+    df["stage"] = df["persona_id"].map(_STAGE).fillna("other")
+    df["customer_id"] = df["customer_id"].astype(str)
+    paths: list[Path] = []
+    withheld: dict[str, int] = {}
+    for p in profiles["personas"]:
+        sub = df[df["likely_persona"] == p["id"]][PROSPECT_COLUMNS]
+        if len(sub) < min_size:
+            if len(sub):
+                withheld[p["id"]] = len(sub)
+            continue
+        sub = sub.sort_values(["likely_probability", "customer_id"], ascending=[False, True])
+        sub = sub.reset_index(drop=True)
+        csv_path, pq_path = out / f"{p['slug']}.csv", out / f"{p['slug']}.parquet"
+        sub.to_csv(
+            csv_path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n", encoding="utf-8"
+        )
+        sub.to_parquet(pq_path, index=False)
+        paths += [csv_path, pq_path]
+    return paths, withheld

@@ -43,7 +43,7 @@ from personas.lake import Lake
 from personas.profile.validate import validate_profiles
 from personas.publish import cards as cardmod
 from personas.publish import report as reportmod
-from personas.publish.audiences import write_audiences
+from personas.publish.audiences import write_audiences, write_prospect_audiences
 from personas.publish.safety import scan
 
 HISTORY_FILE = "history.json"
@@ -162,13 +162,14 @@ def _publish(
             cardmod.render_html(profiles, p), encoding="utf-8"
         )
     write_audiences(run.assignments, profiles, staging / runs.AUDIENCES)
+    write_prospect_audiences(run.assignments, profiles, staging / runs.PROSPECT_AUDIENCES)
 
     problems = scan(staging, profiles) + scan(run_dir, profiles, skip=(runs.STAGING,))
     if problems:
         raise SafetyError(
             "refusing to publish; the safety scan found:\n  " + "\n  ".join(problems[:20])
         )
-    for name in (runs.REPORT, runs.CARDS, runs.AUDIENCES):
+    for name in (runs.REPORT, runs.CARDS, runs.AUDIENCES, runs.PROSPECT_AUDIENCES):
         target = run_dir / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -181,6 +182,7 @@ def _publish(
     )
     card_paths = sorted((run_dir / runs.CARDS).iterdir())
     audience_paths = sorted((run_dir / runs.AUDIENCES).iterdir())
+    prospect_paths = sorted((run_dir / runs.PROSPECT_AUDIENCES).iterdir())
     runs.set_status(
         run_dir,
         "published",
@@ -192,6 +194,7 @@ def _publish(
             "report": runs.REPORT,
             "cards": [f"{runs.CARDS}/{p.name}" for p in card_paths],
             "audiences": [f"{runs.AUDIENCES}/{p.name}" for p in audience_paths],
+            "prospect_audiences": [f"{runs.PROSPECT_AUDIENCES}/{p.name}" for p in prospect_paths],
         },
     )
     latest = switch_latest(root, run_dir)

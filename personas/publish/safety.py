@@ -77,6 +77,7 @@ def scan(folder: str | Path, profiles: Mapping[str, Any], skip: Sequence[str] = 
     folder = Path(folder)
     min_size = int(profiles["min_persona_size"])
     sizes = {p["slug"]: (p["id"], p["size"]) for p in profiles["personas"]}
+    personas = set(sizes)
     for g in profiles["groups"]:
         if g.get("published"):
             sizes[slugify(f"{g['id']}-{g['name']}")] = (g["id"], g["size"])
@@ -95,6 +96,10 @@ def scan(folder: str | Path, profiles: Mapping[str, Any], skip: Sequence[str] = 
                     problems += _audience_problems(
                         rel, pq.read_metadata(path).num_rows, sizes, min_size
                     )
+                if rel.parts[0] == "prospect_audiences":
+                    problems += _prospect_problems(
+                        rel, pq.read_metadata(path).num_rows, personas, min_size
+                    )
                 if "customer_id" in cols:
                     ids = pd.read_parquet(path, columns=["customer_id"])["customer_id"]
                     problems += _email_values(rel, ids.astype(str))
@@ -111,6 +116,8 @@ def scan(folder: str | Path, profiles: Mapping[str, Any], skip: Sequence[str] = 
                 problems += emails
                 if rel.parts[0] == "audiences":
                     problems += _audience_problems(rel, n_rows, sizes, min_size)
+                if rel.parts[0] == "prospect_audiences":
+                    problems += _prospect_problems(rel, n_rows, personas, min_size)
             elif suffix == ".json":
                 obj = json.loads(path.read_text(encoding="utf-8"))
                 problems += _json_problems(rel, obj)
@@ -148,6 +155,15 @@ def _audience_problems(
     if n != size:
         out.append(f"{rel}: {n} customers but the profile of {gid} says {size}")
     return out
+
+
+def _prospect_problems(rel: Path, n: int, personas: set[str], min_size: int) -> list[str]:
+    """A look-alike audience names a published persona and is not below the minimum size."""
+    if rel.stem not in personas:
+        return [f"{rel}: prospect audience of no published persona"]
+    if n < min_size:
+        return [f"{rel}: {n} customers, below the minimum persona size {min_size}"]
+    return []
 
 
 def _email_values(rel: Path, values: Any) -> list[str]:
