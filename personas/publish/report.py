@@ -35,7 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from personas.features.catalog import VALUE_DIMENSIONS, lookup
-from personas.publish import lifetime, plots
+from personas.publish import lifetime, likely, plots
 from personas.runs import Run
 
 REPORT_TEMPLATE = "report.html.j2"
@@ -123,6 +123,8 @@ def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figu
     figs["fidelity"] = plots.rule_fidelity(p)
     if run.metrics.get("clv"):
         figs["lifetime"] = plots.lifetime_fit(run.metrics["clv"])
+    if run.metrics.get("likely_persona"):
+        figs["likely"] = plots.likely_calibration(run.metrics["likely_persona"])
     return figs
 
 
@@ -205,6 +207,7 @@ def context(
         "history_runs": len(history),
         "model": _model(p),
         "clv": clv,
+        "likely": likely.section(run.metrics.get("likely_persona"), p),
         "lineage": _lineage(lineage),
         "heatmap_note": (
             "Colour shows how far each persona's average is from the average "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from personas.publish.plots.change import migration_sankey, size_trend
 from personas.publish.plots.lifetime import lifetime_fit
+from personas.publish.plots.likely import likely_calibration
 from personas.publish.plots.maps import (
     heatmap,
     heatmap_features,
@@ -56,6 +57,7 @@ __all__ = [
     "heatmap",
     "heatmap_features",
     "lifetime_fit",
+    "likely_calibration",
     "metric_title",
     "migration_sankey",
     "mix",
