@@ -399,3 +399,45 @@ def test_every_published_file_is_free_of_personal_data_and_small_groups(publishe
         if not g["published"]:
             n = int((assign["persona_id"] == g["id"]).sum())
             assert f"{n:,} customers" not in bundle_free
+
+
+def test_prospect_audiences_hold_likely_personas_at_minimum_size(published) -> None:
+    """Look-alike audiences: exactly the prospects and new customers whose likely persona is
+    the persona, most probable first, only at the minimum size, never counted in its size."""
+    r2 = published["run2"]
+    prof = _profiles(r2)
+    min_size = prof["min_persona_size"]
+    assign = pd.read_parquet(r2 / "assignments.parquet")
+    likely = assign[assign["likely_persona"].notna()]
+    assert len(likely) > 0 and not likely["profiled"].any()
+    assert set(likely["persona_id"]) <= {"NEW", "PROSPECT"}
+    metrics = json.loads((r2 / "metrics.json").read_text())
+    assert set(metrics["likely_persona"]["stages"]) == {"prospect", "one_time"}
+    folder = r2 / "prospect_audiences"
+    written = {f.stem for f in folder.glob("*.parquet")}
+    for p in prof["personas"]:
+        assert p["size"] == int((assign["persona_id"] == p["id"]).sum())  # likely not counted
+        want = likely[likely["likely_persona"] == p["id"]]
+        assert (p["slug"] in written) == (len(want) >= min_size)
+        if p["slug"] in written:
+            got = pd.read_parquet(folder / f"{p['slug']}.parquet")
+            assert set(got["customer_id"]) == set(want["customer_id"])
+            assert set(got["stage"]) <= {"prospect", "one_time"}
+            prob = got["likely_probability"].to_numpy()
+            assert (prob[:-1] >= prob[1:]).all() and (prob >= 0.5).all()
+    page = (r2 / "report.html").read_text()
+    assert "Likely personas of prospects and new customers" in page
+    assert "figdata-likely" in page
+
+
+def test_scan_refuses_small_or_orphan_prospect_audiences(demo, tmp_path: Path) -> None:
+    prof = _profiles(demo["run1"])
+    p = prof["personas"][0]
+    (tmp_path / "prospect_audiences").mkdir()
+    pd.DataFrame({"customer_id": ["a", "b"]}).to_parquet(
+        tmp_path / "prospect_audiences" / f"{p['slug']}.parquet"
+    )
+    (tmp_path / "prospect_audiences" / "ghost.csv").write_text("customer_id\nz\n")
+    problems = "\n".join(safety.scan(tmp_path, prof))
+    assert f"2 customers, below the minimum persona size {prof['min_persona_size']}" in problems
+    assert "ghost.csv: prospect audience of no published persona" in problems

@@ -1,0 +1,161 @@
+"""Loyalty KPIs per month, per persona and for everyone: retention, churn, acquisition.
+
+Definitions (also in ``docs/features.md``). A *purchase* is an order with at least one line of
+positive value (as ``frequency`` counts them); a customer is *active* in a calendar month (UTC)
+when they made a purchase in it. For a month m and a group of customers (a persona, or all):
+
+* retention rate = customers active in m-1 who are active in m / customers active in m-1;
+* observed churn rate = customers active in m-1 who are not active in m / customers active in
+  m-1 (= 1 - retention), shown next to the modelled churn risk (BTYD) of the same customers;
+* new customers = customers whose first purchase (over the whole history before the as-of
+  date) is in m, by the channel of that first order and by their (likely) persona.
+
+The activity is read once with SQL (:func:`monthly_activity`: customer x month, first purchase
+and its channel); the KPIs are plain pandas over it (:func:`period_kpis`), so the same table
+serves every grouping.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from personas.sqltext import literal
+
+ALL = "ALL"
+
+
+def monthly_activity(
+    con: duckdb.DuckDBPyConnection, as_of: date, months: int = 12
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(activity, first) before ``as_of``: customer x active month over the last ``months``
+    complete months (a month cut by the as-of date is left out: its retention would look
+    low only because it is short), and each customer's first purchase month and channel."""
+    t = literal(f"{as_of.isoformat()} 00:00:00+00")
+    orders = f"""
+        SELECT customer_id, min(ts) AS ts, min(channel) AS channel
+        FROM transactions WHERE ts < {t} AND customer_id IS NOT NULL
+        GROUP BY customer_id, order_id HAVING max(amount) > 0"""
+    end = date(as_of.year, as_of.month, 1)
+    start = _add_months(end, -months)
+    lo, hi = (literal(d.isoformat() + " 00:00:00+00") for d in (start, end))
+    activity = con.execute(
+        f"""SELECT DISTINCT customer_id, strftime(timezone('UTC', ts), '%Y-%m') AS period
+            FROM ({orders}) WHERE ts >= {lo} AND ts < {hi} ORDER BY 1, 2"""
+    ).df()
+    first = con.execute(
+        f"""SELECT customer_id, strftime(timezone('UTC', min(ts)), '%Y-%m') AS first_period,
+                   arg_min(channel, ts) AS first_channel
+            FROM ({orders}) GROUP BY 1 ORDER BY 1"""
+    ).df()
+    return activity, first
+
+
+def period_kpis(
+    activity: pd.DataFrame,
+    first: pd.DataFrame,
+    groups: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Retention, observed churn and new customers per month and group.
+
+    ``groups`` maps customer_id -> group (a persona id); every customer also counts in
+    :data:`ALL`. The first month of ``activity`` has no previous month, so its retention is
+    missing. Columns: group, period, active, active_prev, retained, retention_rate,
+    observed_churn_rate, new_customers.
+    """
+    periods = sorted(activity["period"].unique())
+    act = activity[["customer_id", "period"]].copy()
+    firsts = first[first["first_period"].isin(periods)][["customer_id", "first_period"]]
+    parts = [(ALL, act, firsts)]
+    if groups is not None:
+        g = groups.astype(str)
+        act = act.assign(group=act["customer_id"].map(g))
+        firsts = firsts.assign(group=firsts["customer_id"].map(g))
+        for name in sorted(g.dropna().unique()):
+            parts.append((name, act[act["group"] == name], firsts[firsts["group"] == name]))
+    rows = []
+    for name, a, f in parts:
+        by = {p: set(a.loc[a["period"] == p, "customer_id"]) for p in periods}
+        new = f["first_period"].value_counts()
+        for i, p in enumerate(periods):
+            prev = by[periods[i - 1]] if i > 0 and _consecutive(periods[i - 1], p) else None
+            retained = len(prev & by[p]) if prev is not None else None
+            rate = retained / len(prev) if prev else None
+            rows.append(
+                {
+                    "group": name,
+                    "period": p,
+                    "active": len(by[p]),
+                    "active_prev": len(prev) if prev is not None else None,
+                    "retained": retained,
+                    "retention_rate": rate,
+                    "observed_churn_rate": None if rate is None else 1.0 - rate,
+                    "new_customers": int(new.get(p, 0)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def acquisition(first: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:
+    """New customers per first-purchase month and channel (or another key, e.g. a persona)."""
+    key = first["first_channel"] if by is None else first["customer_id"].map(by.astype(str))
+    out = first.assign(key=key.fillna("unknown")).groupby(["first_period", "key"]).size()
+    return out.rename("new_customers").reset_index()
+
+
+def persona_summary(
+    X: pd.DataFrame, groups: pd.Series, monthly: pd.DataFrame, min_size: int
+) -> list[dict[str, object]]:
+    """One KPI row per persona (and ALL) for the last complete month and the features.
+
+    Latest retention and observed churn from ``monthly``; means of modelled churn risk,
+    12-month CLV, NPS and CSAT, and loyalty participation (member share, tier mix) from the
+    features ``X``. A group below ``min_size`` customers is left out.
+    """
+    g = groups.astype(str).reindex(X.index.astype(str))
+    rows = []
+    last = monthly.dropna(subset=["retention_rate"]).sort_values("period")
+    for name in [ALL, *sorted(g.dropna().unique())]:
+        mask = np.ones(len(X), bool) if name == ALL else (g == name).to_numpy()
+        if mask.sum() < min_size:
+            continue
+        sub = X.loc[mask]
+        m = last[last["group"] == name].tail(1)
+        row: dict[str, object] = {"group": name, "customers": int(mask.sum())}
+        if len(m):
+            r = m.iloc[0]
+            row.update(
+                period=r["period"],
+                retention_rate=float(r["retention_rate"]),
+                observed_churn_rate=float(r["observed_churn_rate"]),
+                new_customers=int(r["new_customers"]),
+            )
+        for col, key in (
+            ("churn_risk", "modelled_churn_risk"),
+            ("clv_12m", "clv_12m"),
+            ("nps_latest", "nps_mean"),
+            ("csat_mean", "csat_mean"),
+        ):
+            if col in sub.columns and sub[col].notna().any():
+                row[key] = float(pd.to_numeric(sub[col], errors="coerce").mean())
+        if "loyalty_member" in sub.columns and sub["loyalty_member"].notna().any():
+            row["loyalty_participation"] = float(sub["loyalty_member"].astype(float).mean())
+        if "loyalty_tier" in sub.columns and sub["loyalty_tier"].notna().any():
+            tiers = sub["loyalty_tier"].dropna().astype(str).value_counts(normalize=True)
+            row["loyalty_tiers"] = {str(k): round(float(v), 4) for k, v in tiers.items()}
+        rows.append(row)
+    return rows
+
+
+def _consecutive(a: str, b: str) -> bool:
+    ya, ma = map(int, a.split("-"))
+    yb, mb = map(int, b.split("-"))
+    return (yb * 12 + mb) - (ya * 12 + ma) == 1
+
+
+def _add_months(d: date, n: int) -> date:
+    k = d.year * 12 + d.month - 1 + n
+    return date(k // 12, k % 12 + 1, 1)
