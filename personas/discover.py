@@ -22,8 +22,9 @@ import pandas as pd
 from personas import runs
 from personas.config import SegmentationConfig
 from personas.diskspace import disk_full, is_disk_full
-from personas.features.build import load_catalog, load_features
+from personas.features.build import load_activity, load_catalog, load_features
 from personas.features.catalog import display_names
+from personas.features.kpis import run_kpis
 from personas.profile import identity as ident
 from personas.profile.profiles import build_profiles, dumps
 from personas.segment.embed import persona_map
@@ -56,11 +57,14 @@ def fit_personas(
     config: SegmentationConfig | None = None,
     previous: runs.Run | None = None,
     progress: Progress | None = None,
+    activity: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> runs.RunOutput:
     """Fit personas on the features ``X`` (one row per customer); no file is read or written.
 
     ``catalog`` is the features' ``catalog.json`` (as-of date, lake fingerprint, the data's own
-    category names); ``previous`` the published run whose persona ids and names are kept.
+    category names); ``previous`` the published run whose persona ids and names are kept;
+    ``activity`` the monthly activity and first purchases of the feature build (the retention
+    and acquisition KPIs come from them).
     """
     t0 = time.perf_counter()
     cfg = config or SegmentationConfig()
@@ -143,6 +147,9 @@ def fit_personas(
         "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
         "clv": catalog.get("clv"),
         "likely_persona": likely_block,
+        "kpis": None
+        if activity is None
+        else run_kpis(X, assignments, *activity, int(seg.min_persona_size_)),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return runs.RunOutput(
@@ -180,7 +187,7 @@ def discover(
         data_fingerprint=catalog.get("lake_fingerprint"),
     )
     try:
-        out = fit_personas(X, catalog, config, previous, progress)
+        out = fit_personas(X, catalog, config, previous, progress, load_activity(features_path))
         runs.write_run(run_dir, out)
     except BaseException as e:
         with contextlib.suppress(OSError):  # a full disk may refuse even run.json

@@ -26,6 +26,7 @@ import pyarrow as pa
 from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
+from personas.features.kpis import monthly_activity
 from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
 from personas.lake import Lake
 from personas.lakecheck import require_intact
@@ -201,12 +202,21 @@ def build_features(
             cat["clv"] = clv_report
         cat_tmp = out_dir / ".catalog.tmp.json"
         cat_tmp.write_text(json.dumps(cat, indent=1), encoding="utf-8")
-        tmp.replace(final)  # the two renames cannot run out of space
+        kpi_tmp = {}
+        if "transactions" in tables:  # monthly activity for the retention/acquisition KPIs
+            for name, df in zip(
+                (ACTIVITY, FIRST_PURCHASE), monthly_activity(con, as_of), strict=True
+            ):
+                kpi_tmp[name] = out_dir / f".{name}.tmp"
+                df.to_parquet(kpi_tmp[name], index=False)
+        tmp.replace(final)  # the renames cannot run out of space
         cat_tmp.replace(catalog_path)
+        for name, path in kpi_tmp.items():
+            path.replace(out_dir / name)
     except BaseException as e:
         con.close()
         written = tree_bytes([tmp])
-        for p in (tmp, out_dir / ".catalog.tmp.json"):
+        for p in (tmp, out_dir / ".catalog.tmp.json", *(out_dir / f".{n}.tmp" for n in KPI_FILES)):
             p.unlink(missing_ok=True)
         if is_disk_full(e):  # DuckDB's spill and the file: about the lake's size
             lake_bytes = tree_bytes(f for tb in tables for f in lake.files(tb))
@@ -225,6 +235,20 @@ def load_features(path: str | Path) -> pd.DataFrame:
         p = p / "features.parquet"
     # read the file alone: pyarrow would otherwise turn the folder name as_of=... into a column
     return pq.ParquetFile(p).read().to_pandas().set_index("customer_id")
+
+
+ACTIVITY = "activity.parquet"  # customer x active month (the KPIs' input)
+FIRST_PURCHASE = "first_purchase.parquet"  # customer, first purchase month and channel
+KPI_FILES = (ACTIVITY, FIRST_PURCHASE)
+
+
+def load_activity(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The monthly activity and first purchases beside a features.parquet, or None."""
+    p = Path(path)
+    d = p.parent if p.is_file() else p
+    if not (d / ACTIVITY).exists() or not (d / FIRST_PURCHASE).exists():
+        return None
+    return pd.read_parquet(d / ACTIVITY), pd.read_parquet(d / FIRST_PURCHASE)
 
 
 def load_catalog(path: str | Path) -> dict:

@@ -159,3 +159,59 @@ def _consecutive(a: str, b: str) -> bool:
 def _add_months(d: date, n: int) -> date:
     k = d.year * 12 + d.month - 1 + n
     return date(k // 12, k % 12 + 1, 1)
+
+
+DEFINITIONS = {
+    "purchase": "an order with at least one line of positive value",
+    "active": "made a purchase in the calendar month (UTC)",
+    "retention_rate": "customers active in the previous month who bought again this month, "
+    "over customers active in the previous month",
+    "observed_churn_rate": "customers active in the previous month who did not buy this "
+    "month, over customers active in the previous month (1 - retention)",
+    "new_customers": "customers whose first purchase ever (before the as-of date) is in the month",
+    "modelled_churn_risk": "mean churn_risk (1 - P(alive), BTYD model) of the group's customers",
+    "loyalty_participation": "share of the group's customers who are loyalty members",
+}
+
+
+def run_kpis(
+    X: pd.DataFrame,
+    assignments: pd.DataFrame,
+    activity: pd.DataFrame,
+    first: pd.DataFrame,
+    min_size: int,
+) -> dict[str, object]:
+    """The ``kpis`` block of a run's metrics: per persona (and group) and for all customers.
+
+    Customers are grouped by their persona id (not-profiled groups by their group id); groups
+    below ``min_size`` are left out. New customers are also counted by first channel and by
+    likely persona (the persona a new customer most likely belongs to, "undecided" or none).
+    """
+    ids = assignments["customer_id"].astype(str)
+    groups = pd.Series(assignments["persona_id"].astype(str).to_numpy(), index=ids)
+    sizes = groups.value_counts()
+    groups = groups[groups.map(sizes) >= min_size]
+    monthly = period_kpis(activity, first, groups)
+    by_likely = None
+    if "likely_persona" in assignments.columns:
+        lp = pd.Series(assignments["likely_persona"].to_numpy(), index=ids)
+        lp = lp.where(lp.notna(), groups.reindex(ids).to_numpy()).fillna("none")
+        by_likely = acquisition(first[first["first_period"].isin(monthly["period"])], lp)
+    recent = first[first["first_period"].isin(monthly["period"])]
+    return {
+        "definitions": DEFINITIONS,
+        "summary": persona_summary(X.set_axis(X.index.astype(str)), groups, monthly, min_size),
+        "monthly": monthly.replace({np.nan: None}).to_dict(orient="records"),
+        "acquisition_by_channel": acquisition(recent).to_dict(orient="records"),
+        "acquisition_by_likely_persona": None
+        if by_likely is None
+        else _small_counts(by_likely, min_size).to_dict(orient="records"),
+    }
+
+
+def _small_counts(df: pd.DataFrame, min_size: int) -> pd.DataFrame:
+    """Keys (likely personas) with fewer new customers in total than ``min_size`` pooled."""
+    totals = df.groupby("key")["new_customers"].sum()
+    small = totals[totals < min_size].index
+    out = df.assign(key=df["key"].where(~df["key"].isin(small), "other (small groups)"))
+    return out.groupby(["first_period", "key"], as_index=False)["new_customers"].sum()

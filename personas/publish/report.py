@@ -35,6 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from personas.features.catalog import VALUE_DIMENSIONS, lookup
+from personas.publish import kpis as kpiview
 from personas.publish import lifetime, likely, plots
 from personas.runs import Run
 
@@ -123,6 +124,8 @@ def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figu
     figs["fidelity"] = plots.rule_fidelity(p)
     if run.metrics.get("clv"):
         figs["lifetime"] = plots.lifetime_fit(run.metrics["clv"])
+    if run.metrics.get("kpis"):
+        figs["kpis"] = plots.kpi_trend(run.metrics["kpis"], p)
     if run.metrics.get("likely_persona"):
         figs["likely"] = plots.likely_calibration(run.metrics["likely_persona"])
     return figs
@@ -155,6 +158,7 @@ def history_entry(run: Run, published_at: str | None = None) -> dict[str, Any]:
             for g in p["groups"]
             if g.get("published")
         ],
+        "kpis": kpiview.history_kpis(run.metrics.get("kpis")),
     }
 
 
@@ -208,6 +212,7 @@ def context(
         "model": _model(p),
         "clv": clv,
         "likely": likely.section(run.metrics.get("likely_persona"), p),
+        "kpi": kpiview.section(run.metrics.get("kpis"), p),
         "lineage": _lineage(lineage),
         "heatmap_note": (
             "Colour shows how far each persona's average is from the average "
