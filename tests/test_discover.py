@@ -125,3 +125,34 @@ def test_online_retail_identities_survive_the_last_month(uci_lake, tmp_path: Pat
     assert kept[barely].mean() >= 0.95, f"{kept[barely].mean():.3f} of barely-changed kept"
     if a.k == b.k:
         assert not ident["new"] and not ident["vanished"]
+
+
+def test_likely_personas_and_kpis_in_the_run(clean) -> None:
+    """End to end: prospects get a likely persona that agrees with the persona the generator
+    hid in them (through the discovered persona each planted one maps to) clearly better than
+    the prior, never counted in sizes; the run carries the KPIs."""
+    run_dir = clean["a"].run_dir
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    got = pd.read_parquet(run_dir / "assignments.parquet")
+    profiles = json.loads((run_dir / "profiles.json").read_text())
+    for p in profiles["personas"]:
+        assert p["size"] == int((got["persona_id"] == p["id"]).sum())
+    assert got.loc[got["profiled"], "likely_persona"].isna().all()
+    block = metrics["likely_persona"]
+    for stage in ("prospect", "one_time"):
+        ev = block["stages"][stage]
+        assert ev["used"] and ev["accuracy"] > ev["prior_accuracy"] + 0.3, ev
+    raw = clean["raw"]
+    truth = pd.read_parquet(raw / "truth.parquet").merge(got, on="customer_id")
+    to_found = truth.groupby("persona_name")["persona_id"].agg(lambda s: s.mode().iloc[0])
+    hidden = pd.read_parquet(raw / "prospect_truth.parquet").merge(got, on="customer_id")
+    assert len(hidden) > 50 and set(hidden["persona_id"]) == {"PROSPECT"}
+    want = hidden["persona_name"].map(to_found)
+    acc = float((hidden["likely_persona"] == want).mean())  # undecided counts as wrong
+    largest = max(profiles["personas"], key=lambda p: p["size"])["id"]
+    prior = float((want == largest).mean())
+    print(f"prospects: likely persona right {acc:.2f}, prior {prior:.2f}")
+    assert acc >= prior + 0.25
+    kpis = metrics["kpis"]
+    assert kpis["summary"][0]["group"] == "ALL" and kpis["summary"][0]["customers"] == len(got)
+    assert {r["group"] for r in kpis["summary"]} >= {p["id"] for p in profiles["personas"]}

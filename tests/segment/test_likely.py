@@ -107,3 +107,42 @@ def test_threshold_one_leaves_everyone_undecided(demo_early) -> None:
     clf = LikelyPersonaClassifier(threshold=1.0, random_state=0).fit(X[rep], y[rep])
     got = clf.likely(X, stage).loc[stage == "prospect", "likely_persona"]
     assert (got == UNDECIDED).all()
+
+
+@pytest.mark.slow
+def test_dunnhumby_households_from_demographics_against_the_prior(tmp_path: Path) -> None:
+    """Real data: households with demographics (801 of 2,469) placed from age band, income band
+    and household alone. The figures are reported as they are; the model is used only when it
+    beats the prior, and every figure must agree with the confusion table it came from."""
+    from personas.features.build import build_features, load_features
+    from personas.ingest.batch import ingest
+    from personas.segment.segmenter import PersonaSegmenter
+    from tests.conftest import shared_data
+
+    ingest([shared_data("dunnhumby-complete-journey")], "dunnhumby", tmp_path / "lake")
+    X = load_features(build_features(tmp_path / "lake", None, tmp_path / "f", clv=False).path)
+    seg = PersonaSegmenter(k_range=(3, 6), algorithms=("kmeans",), n_bootstrap=2).fit(X)
+    labels = seg.labels_
+    has_demo = X["age_band"].notna().to_numpy()
+    m = (labels >= 0) & has_demo
+    assert 700 <= m.sum() <= 801
+    clf = LikelyPersonaClassifier(random_state=0).fit(X[m], labels[m].astype(str))
+    for stage, ev in clf.evaluation_.items():
+        conf = np.array(ev["confusion"])
+        rows = conf.sum(axis=1)
+        prior_i = ev["classes"].index(ev["prior"])
+        assert conf.sum() == ev["held_out"] == pytest.approx(0.25 * m.sum(), abs=len(rows))
+        assert ev["prior_accuracy"] == pytest.approx(rows[prior_i] / rows.sum())
+        assert ev["accuracy"] == pytest.approx(np.trace(conf) / conf.sum())
+        beats = (
+            ev["accuracy"] >= ev["prior_accuracy"] + 0.02 and ev["log_loss"] < ev["prior_log_loss"]
+        )
+        assert ev["used"] == beats and (stage in clf.models_) == beats
+        print(
+            f"dunnhumby {stage}: accuracy {ev['accuracy']:.3f} (prior {ev['prior_accuracy']:.3f}), "
+            f"log-loss {ev['log_loss']:.3f} (prior {ev['prior_log_loss']:.3f}), used {ev['used']}"
+        )
+    assert clf.signals_["prospect"] == ["age_band", "income_band", "household"]
+    stage = np.full(int(m.sum()), "prospect")
+    got = clf.likely(X[m], stage)["likely_persona"]
+    assert got.isna().all() != clf.evaluation_["prospect"]["used"]
