@@ -57,6 +57,7 @@ def render_markdown() -> str:
                 f"{'yes' if f.segment else 'no'} |"
             )
     lines.append(_LIFECYCLE)
+    lines.append(_KPIS)
     return "\n".join(lines) + "\n"
 
 
@@ -93,6 +94,35 @@ and discovery copies it into the run's `metrics.json`. No CLV column is written 
 usable; `p_alive` and `churn_risk` are left out when the chosen model is the NBD (no drop-out
 visible). On CDNOW each model reproduces its published parameters within 2%; see
 `docs/benchmarks.md` for the CDNOW and Online Retail holdout figures.
+"""
+
+_KPIS = """
+## Loyalty KPIs per persona (`personas.features.kpis`)
+
+The feature build also writes `activity.parquet` (customer x month with a purchase, over the
+12 complete calendar months (UTC) before D; the month D falls in is left out when D is not its
+first day) and `first_purchase.parquet` (each customer's first purchase month and channel over
+the whole history before D). Discovery turns them into the `kpis` block of `metrics.json`, per
+persona (customers grouped by the persona, or not-profiled group, they have in the run; groups
+below the minimum persona size are left out) and for all customers (`ALL`):
+
+- **purchase**: an order with at least one line of positive value (as `frequency` counts);
+  a customer is **active** in month m when they made a purchase in m.
+- **retention rate**: customers active in m-1 who are active in m, over customers active in
+  m-1 (missing for the window's first month).
+- **observed churn rate**: customers active in m-1 who are not active in m, over customers
+  active in m-1 (1 - retention), shown next to the **modelled churn risk**: the mean
+  `churn_risk` (1 - P(alive), chosen BTYD model) of the same group.
+- **new customers**: customers whose first purchase is in m; also by the channel of that
+  first order (`acquisition_by_channel`) and by likely persona
+  (`acquisition_by_likely_persona`: a new customer's likely persona, else their group; keys
+  with fewer new customers than the minimum persona size are pooled as "other (small groups)").
+- **loyalty participation**: share of the group with `loyalty_member`, and its `loyalty_tier`
+  mix; **CLV, NPS, CSAT**: means of `clv_12m`, `nps_latest`, `csat_mean` where present.
+
+`summary` holds the latest complete month per group, `monthly` every month of the window; the
+report shows the table and the monthly retention per persona, and each publication's history
+entry keeps the summary, so the KPIs can be followed across published runs.
 """
 
 if __name__ == "__main__":
