@@ -54,14 +54,19 @@ def write_audiences(
         sub = df[df["persona_id"] == gid].sort_values(
             ["confidence", "customer_id"], ascending=[False, True], na_position="last"
         )
-        sub = sub.reset_index(drop=True)
-        csv_path, pq_path = out / f"{slug}.csv", out / f"{slug}.parquet"
-        sub.to_csv(
-            csv_path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n", encoding="utf-8"
-        )
-        sub.to_parquet(pq_path, index=False)
-        paths += [csv_path, pq_path]
+        paths += write_pair(sub, out, slug)
     return paths
+
+
+def write_pair(df: pd.DataFrame, out: Path, slug: str) -> list[Path]:
+    """``<slug>.csv`` (RFC 4180, UTF-8) and ``<slug>.parquet`` of one audience."""
+    df = df.reset_index(drop=True)
+    csv_path, pq_path = out / f"{slug}.csv", out / f"{slug}.parquet"
+    df.to_csv(
+        csv_path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n", encoding="utf-8"
+    )
+    df.to_parquet(pq_path, index=False)
+    return [csv_path, pq_path]
 
 
 PROSPECT_COLUMNS = [
@@ -100,11 +105,5 @@ def write_prospect_audiences(
                 withheld[p["id"]] = len(sub)
             continue
         sub = sub.sort_values(["likely_probability", "customer_id"], ascending=[False, True])
-        sub = sub.reset_index(drop=True)
-        csv_path, pq_path = out / f"{p['slug']}.csv", out / f"{p['slug']}.parquet"
-        sub.to_csv(
-            csv_path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n", encoding="utf-8"
-        )
-        sub.to_parquet(pq_path, index=False)
-        paths += [csv_path, pq_path]
+        paths += write_pair(sub, out, p["slug"])
     return paths, withheld

@@ -250,16 +250,9 @@ def _prospect_browsing(
     days = uniform_days(r.random(owner.size), frm[local], np.full(owner.size, end), calendar)
     ts = np.minimum(clock(r, days, channel, calendar), end_ts - 900)
     session = _take_numbers(counters, "session", owner.size)
-    out = [
-        _block(
-            owner,
-            ts,
-            np.where(channel == app, "app_session", "page_view"),
-            channel,
-            session,
-            _json_props("page", pa.array(np.full(owner.size, "/"))),
-        )
-    ]
+    kind = np.where(channel == app, "app_session", "page_view")
+    page = _json_props("page", pa.array(np.full(owner.size, "/")))
+    out = [_block(owner, ts, kind, channel, session, page)]
     views, rank = segments(r.integers(1, 4, owner.size))
     category = pick(r, cust["category_mix"], owner[views])
     out.append(
