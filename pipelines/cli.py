@@ -367,7 +367,8 @@ def assign(
 ) -> None:
     """Score customers in FILE (a features table) with a published persona model.
 
-    New customers and prospects get a persona or an explicit "not yet profiled" group.
+    New customers and prospects get an explicit "not yet profiled" group and, when the run
+    has a likely-persona model, their likely persona (or "undecided") and its probability.
     """
     from personas.assign import assign_file
     from personas.errors import RunError
