@@ -143,6 +143,7 @@ def test_likely_personas_and_kpis_in_the_run(clean) -> None:
         ev = block["stages"][stage]
         assert ev["used"] and ev["accuracy"] > ev["prior_accuracy"] + 0.3, ev
     raw = clean["raw"]
+    got = got.drop(columns=["persona_name"])
     truth = pd.read_parquet(raw / "truth.parquet").merge(got, on="customer_id")
     to_found = truth.groupby("persona_name")["persona_id"].agg(lambda s: s.mode().iloc[0])
     hidden = pd.read_parquet(raw / "prospect_truth.parquet").merge(got, on="customer_id")

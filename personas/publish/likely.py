@@ -32,6 +32,7 @@ def section(block: Mapping[str, Any] | None, profiles: Mapping[str, Any]) -> dic
             "stage": STAGE_NAMES.get(stage, stage),
             "used": bool(ev.get("used")),
             "reason": ev.get("reason", ""),
+            "accuracy": None,  # no held-out check (no signal column, one persona)
             "counts": [
                 {"id": k, "name": names.get(k, k), "count": _count(v, min_size)}
                 for k, v in counts.items()
