@@ -321,8 +321,10 @@ def pause_point(name: str) -> None:
     if os.environ.get("PERSONAS_TEST_PAUSE") != name:
         return
     marker = os.environ.get("PERSONAS_TEST_PAUSE_FILE")
-    if marker:
-        Path(marker).write_text(str(os.getpid()))
+    if marker:  # written whole, then renamed: the waiting test never reads an empty file
+        tmp = Path(f"{marker}.{os.getpid()}.tmp")
+        tmp.write_text(str(os.getpid()))
+        tmp.replace(marker)
     time.sleep(float(os.environ.get("PERSONAS_TEST_PAUSE_SECONDS", "60")))
 
 
