@@ -256,10 +256,11 @@ def test_hillstrom_customers_and_events(tmp_path: Path) -> None:
     assert t == {"rows_in": 64_000, "accepted": 64_000, "quarantined": 0, "duplicates": 0}
     out = r.sources[0].outputs
     emailed = int((df["segment"] != "No E-Mail").sum())
-    assert out["events#1"]["accepted"] == emailed
-    assert out["events#2"]["accepted"] == int((df["visit"] == 1).sum())
+    assert out["events#1"]["accepted"] == 64_000  # campaign_contact: every arm, control too
+    assert out["events#2"]["accepted"] == emailed
+    assert out["events#3"]["accepted"] == int((df["visit"] == 1).sum())
     assert (
-        out["events#3"]["accepted"]
+        out["events#4"]["accepted"]
         == int((df["conversion"] == 1).sum())
         == int((df["spend"] > 0).sum())
         == 578

@@ -1,0 +1,187 @@
+"""Response and uplift per campaign, variant and persona: the "what works for whom" table.
+
+For a campaign with a control arm, every variant (message) is compared with the campaign's
+control customers, overall and within each persona: counts per arm, response rates, the uplift
+of visits and conversions with Newcombe's hybrid score interval and of spend per contact with
+a bootstrap interval (:mod:`.stats`), and incremental conversions and spend per 1,000
+contacts. A campaign without a control arm gets response rates only, labelled not causal.
+Rows about fewer customers (both arms) than the minimum persona size are not published; cells
+with a thin arm are flagged, not hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personas.campaigns.stats import bootstrap_mean_diff, newcombe, wilson
+
+OUTCOMES = ("visit", "conversion")
+SMALL_ARM = 100  # customers in an arm below which a cell is flagged
+SMALL_EVENTS = 5  # responders in an arm below which a cell is flagged
+METHOD = {
+    "rates": "95% interval of the difference of response rates (treatment - control) by "
+    "Newcombe's hybrid score method (method 10 of Newcombe 1998: the difference of the arms' "
+    "Wilson score intervals)",
+    "spend": "95% percentile bootstrap interval of the difference of mean spend per contact "
+    "(each arm resampled on its own, 2,000 resamples)",
+    "small_cell": f"an arm with fewer than {SMALL_ARM} customers or fewer than {SMALL_EVENTS} "
+    "responders: the interval is wide and the sign may be unreliable",
+    "not_causal": "campaigns without a control arm: response rates of contacted customers only; "
+    "they say who responded, not what the campaign caused",
+}
+
+
+def uplift_table(
+    contacts: pd.DataFrame,
+    assignments: pd.DataFrame | None,
+    min_size: int,
+    response: str = "conversion",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The uplift report (a JSON-ready dict) from contacts and persona assignments.
+
+    ``contacts`` is :func:`personas.campaigns.exposure.contacts`; ``assignments`` has
+    customer_id, persona_id, persona_name (a run's assignments). ``response`` is the outcome
+    the verdicts ("raised" / "lowered" / "no clear effect") are about.
+    """
+    if response not in OUTCOMES:
+        raise ValueError(f"response={response!r}; expected one of {', '.join(OUTCOMES)}")
+    df = contacts.copy()
+    if assignments is not None and len(assignments):
+        a = assignments[["customer_id", "persona_id", "persona_name"]].astype(str)
+        df = df.merge(a, on="customer_id", how="left")
+    else:
+        df["persona_id"] = None
+        df["persona_name"] = None
+    df["persona_id"] = df["persona_id"].fillna("unassigned")
+    df["persona_name"] = df["persona_name"].fillna("Not in this run")
+    unknown = sorted(set(df["arm"]) - {"treatment", "control"})
+    campaigns = []
+    for name, c in df.groupby("campaign", sort=True):
+        campaigns.append(_campaign(str(name), c, min_size, response, n_boot, seed))
+    return {
+        "method": METHOD,
+        "response": response,
+        "min_size": int(min_size),
+        "unknown_arms": unknown,
+        "campaigns": campaigns,
+    }
+
+
+def _campaign(
+    name: str, c: pd.DataFrame, min_size: int, response: str, n_boot: int, seed: int
+) -> dict[str, Any]:
+    control = c[c["arm"] == "control"]
+    treated = c[c["arm"] == "treatment"]
+    has_control = len(control) > 0
+    rows: list[dict[str, Any]] = []
+    suppressed = 0
+    variants = sorted(treated["variant"].dropna().astype(str).unique())
+    personas = (
+        c.loc[c["persona_id"] != "unassigned", ["persona_id", "persona_name"]]
+        .drop_duplicates("persona_id")
+        .sort_values("persona_id")
+    )
+    for v in variants:
+        t_v = treated[treated["variant"] == v]
+        groups = [("overall", "All customers", t_v, control)]
+        for pid, pname in personas.itertuples(index=False):
+            groups.append(
+                (pid, pname, t_v[t_v["persona_id"] == pid], control[control["persona_id"] == pid])
+            )
+        for pid, pname, t, k in groups:
+            if len(t) == 0 or len(t) + len(k) < min_size:
+                suppressed += pid != "overall"
+                continue
+            row = _row(t, k if has_control else None, response, n_boot, seed)
+            rows.append({"variant": v, "persona_id": pid, "persona_name": pname, **row})
+    return {
+        "campaign": name,
+        "causal": has_control,
+        "contacted": len(treated),
+        "control": len(control),
+        "variants": variants,
+        "start": str(c["ts"].min()),
+        "rows": rows,
+        "suppressed_rows": int(suppressed),
+    }
+
+
+def _row(
+    t: pd.DataFrame, k: pd.DataFrame | None, response: str, n_boot: int, seed: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_treatment": len(t), "n_control": 0 if k is None else len(k)}
+    small = len(t) < SMALL_ARM
+    for o in OUTCOMES:
+        x1 = int(t[o].sum())
+        lo1, hi1 = wilson(x1, len(t))
+        cell: dict[str, Any] = {"rate_treatment": x1 / len(t), "ci_treatment": [lo1, hi1]}
+        small |= o == response and x1 < SMALL_EVENTS
+        if k is not None:
+            x0 = int(k[o].sum())
+            d, lo, hi = newcombe(x1, len(t), x0, len(k))
+            cell |= {"rate_control": x0 / len(k), "uplift": d, "low": lo, "high": hi}
+            small |= len(k) < SMALL_ARM or (o == response and x0 < SMALL_EVENTS)
+        out[o] = cell
+    spend: dict[str, Any] = {"mean_treatment": float(t["spend"].mean())}
+    if k is not None:
+        d, lo, hi = bootstrap_mean_diff(
+            t["spend"].to_numpy(), k["spend"].to_numpy(), n_boot=n_boot, seed=seed
+        )
+        spend |= {"mean_control": float(k["spend"].mean()), "uplift": d, "low": lo, "high": hi}
+        out["incremental_conversions_per_1000"] = 1000 * out["conversion"]["uplift"]
+        out["incremental_spend_per_1000"] = 1000 * d
+        out["verdict"] = verdict(out[response])
+    else:
+        out["verdict"] = "not causal"
+    out["spend"] = spend
+    out["small_cell"] = bool(small)
+    return out
+
+
+def verdict(cell: Mapping[str, Any]) -> str:
+    """'raised' / 'lowered' when the interval excludes zero, else 'no clear effect'."""
+    lo, hi = cell.get("low"), cell.get("high")
+    if lo is None or hi is None or not np.isfinite(lo) or not np.isfinite(hi):
+        return "no clear effect"
+    if lo > 0:
+        return "raised"
+    if hi < 0:
+        return "lowered"
+    return "no clear effect"
+
+
+def measure(
+    lake_dir: str | Path,
+    assignments: pd.DataFrame | None,
+    min_size: int,
+    window_days: int = 14,
+    response: str = "conversion",
+    n_boot: int = 2000,
+) -> dict[str, Any] | None:
+    """Uplift of every campaign in the lake for the personas of ``assignments``.
+
+    None when the lake has no campaign contacts (nothing to report).
+    """
+    from personas.campaigns.exposure import contacts
+    from personas.lake import Lake
+
+    lake = Lake(lake_dir)
+    if "events" not in lake.tables():
+        return None
+    con = lake.connect()
+    try:
+        df = contacts(con, window_days)
+    finally:
+        con.close()
+    if df.empty:
+        return None
+    out = uplift_table(df, assignments, min_size, response, n_boot)
+    out["window_days"] = int(window_days)
+    return out

@@ -1,0 +1,89 @@
+"""Hillstrom's randomised e-mail test: our uplift equals an independent count of the CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from personas.campaigns.exposure import contacts
+from personas.campaigns.uplift import measure, uplift_table
+from personas.lake import Lake
+from tests.conftest import shared_data
+
+
+@pytest.fixture(scope="module")
+def hillstrom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    from personas.ingest.batch import ingest
+
+    f = shared_data("hillstrom-email", "hillstrom.csv.gz")
+    lake = tmp_path_factory.mktemp("hillstrom") / "lake"
+    ingest([f], "hillstrom", lake)
+    return lake, pd.read_csv(f)
+
+
+def test_every_customer_carries_an_arm_including_the_control(hillstrom) -> None:
+    lake, raw = hillstrom
+    con = Lake(lake).connect()
+    df = contacts(con)
+    assert len(df) == len(raw) == 64_000
+    assert df["customer_id"].is_unique
+    want = raw["segment"].map({"No E-Mail": "control"}).fillna("treatment")
+    got = df.set_index("customer_id").loc[[f"H{i:05d}" for i in range(1, 64_001)], "arm"]
+    assert (got.to_numpy() == want.to_numpy()).all()
+
+
+def test_overall_rates_and_uplift_equal_an_independent_recount(hillstrom) -> None:
+    """Plain pandas on the CSV, no code of ours: counts, rates, Newcombe limits recomputed."""
+    lake, raw = hillstrom
+    rates = raw.groupby("segment")[["visit", "conversion", "spend"]].mean()
+    # the published figures of the test (SOURCE.md; Hillstrom 2008)
+    assert round(100 * rates.loc["Mens E-Mail", "visit"], 2) == 18.28
+    assert round(100 * rates.loc["Womens E-Mail", "visit"], 2) == 15.14
+    assert round(100 * rates.loc["No E-Mail", "visit"], 2) == 10.62
+    u = measure(lake, None, min_size=50, response="visit")
+    assert u is not None and len(u["campaigns"]) == 1
+    camp = u["campaigns"][0]
+    assert camp["causal"] and camp["control"] == int((raw["segment"] == "No E-Mail").sum())
+    assert camp["variants"] == ["Mens E-Mail", "Womens E-Mail"]
+    rows = {r["variant"]: r for r in camp["rows"] if r["persona_id"] == "overall"}
+    ctrl = raw[raw["segment"] == "No E-Mail"]
+    z = 1.959963984540054
+    for v in ("Mens E-Mail", "Womens E-Mail"):
+        r, t = rows[v], raw[raw["segment"] == v]
+        assert (r["n_treatment"], r["n_control"]) == (len(t), len(ctrl))
+        for o in ("visit", "conversion"):
+            assert r[o]["rate_treatment"] == pytest.approx(t[o].mean(), abs=1e-12)
+            assert r[o]["rate_control"] == pytest.approx(ctrl[o].mean(), abs=1e-12)
+            # Newcombe's limits from Wilson's closed form, written out again here
+            lims = []
+            for x, n in ((t[o].sum(), len(t)), (ctrl[o].sum(), len(ctrl))):
+                p = x / n
+                c = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+                h = z * ((p * (1 - p) / n + z**2 / (4 * n**2)) ** 0.5) / (1 + z**2 / n)
+                lims.append((p, c - h, c + h))
+            (p1, l1, u1), (p0, l0, u0) = lims
+            lo = p1 - p0 - ((p1 - l1) ** 2 + (u0 - p0) ** 2) ** 0.5
+            hi = p1 - p0 + ((u1 - p1) ** 2 + (p0 - l0) ** 2) ** 0.5
+            assert (r[o]["low"], r[o]["high"]) == pytest.approx((lo, hi), abs=1e-12)
+        assert r["spend"]["uplift"] == pytest.approx(t["spend"].mean() - ctrl["spend"].mean())
+        assert r["spend"]["low"] < r["spend"]["uplift"] < r["spend"]["high"]
+        assert r["incremental_conversions_per_1000"] == pytest.approx(
+            1000 * (t["conversion"].mean() - ctrl["conversion"].mean())
+        )
+        assert r["verdict"] == "raised"
+    assert round(100 * rows["Mens E-Mail"]["visit"]["uplift"], 2) == 7.66  # SOURCE.md
+    assert round(100 * rows["Womens E-Mail"]["visit"]["uplift"], 2) == 4.52
+
+
+def test_without_a_control_arm_rates_only_and_not_causal(hillstrom) -> None:
+    lake, _ = hillstrom
+    df = contacts(Lake(lake).connect())
+    treated = df[df["arm"] == "treatment"]
+    u = uplift_table(treated, None, min_size=50)
+    camp = u["campaigns"][0]
+    assert not camp["causal"] and camp["control"] == 0
+    for r in camp["rows"]:
+        assert r["verdict"] == "not causal"
+        assert "uplift" not in r["visit"] and "rate_control" not in r["visit"]
