@@ -83,6 +83,17 @@ class SegmentationConfig(_Strict):
         return d
 
 
+class CampaignsConfig(_Strict):
+    window_days: int = Field(
+        default=14, ge=1, description="outcomes count within this many days from a contact"
+    )
+    response: Literal["visit", "conversion"] = Field(
+        default="conversion",
+        description="the outcome whose uplift decides 'raised' / 'lowered' in the playbook",
+    )
+    n_boot: int = Field(default=2000, ge=100, description="bootstrap resamples for spend")
+
+
 class Config(_Strict):
     workspace: Path = Path("data")
     lake: Path | None = None
@@ -90,6 +101,7 @@ class Config(_Strict):
     sources: list[str] = Field(default_factory=list)
     features: FeaturesConfig = FeaturesConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
+    campaigns: CampaignsConfig = CampaignsConfig()
 
     @property
     def lake_dir(self) -> Path:

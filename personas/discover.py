@@ -150,6 +150,7 @@ def fit_personas(
         "kpis": None
         if activity is None
         else run_kpis(X, assignments, *activity, int(seg.min_persona_size_)),
+        "basis": catalog.get("basis"),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return runs.RunOutput(

@@ -41,6 +41,7 @@ MIGRATION = "migration.parquet"
 MAP = "map.parquet"
 MODEL = "model.skops"
 LIKELY_MODEL = "likely.skops"  # likely personas of prospects and one-purchase customers
+UPLIFT = "uplift.json"  # campaign response and uplift per persona (personas.campaigns)
 REPORT = "report.html"
 CARDS = "cards"
 AUDIENCES = "audiences"
@@ -106,6 +107,12 @@ class Run:
     def migration(self) -> pd.DataFrame | None:
         """Customers moved between the previous publication's personas and this run's."""
         return _optional_parquet(self.path / MIGRATION)
+
+    @cached_property
+    def uplift(self) -> dict[str, Any] | None:
+        """Campaign response and uplift per persona, or None when no campaign was measured."""
+        p = self.path / UPLIFT
+        return read_json(p) if p.exists() else None
 
     @property
     def personas(self) -> pd.DataFrame:
@@ -300,6 +307,15 @@ def write_run(run_dir: str | Path, out: RunOutput) -> None:
     if out.likely is not None:
         save_model(out.likely, run_dir / LIKELY_MODEL)
     write_json(run_dir / METRICS, out.metrics)
+
+
+def write_uplift(run_dir: str | Path, uplift: dict[str, Any] | None) -> None:
+    """Write (or, for None, remove) the run's campaign uplift table."""
+    p = Path(run_dir) / UPLIFT
+    if uplift is None:
+        p.unlink(missing_ok=True)
+    else:
+        write_json(p, uplift)
 
 
 def set_status(run_dir: str | Path, status: str | None = None, **fields: Any) -> None:

@@ -135,6 +135,17 @@ def discover_task(
     return str(res.run_dir)
 
 
+@task(name="measure-campaigns")
+def uplift_task(run_dir: str, lake_dir: str, campaigns: dict[str, Any]) -> int:
+    """Campaign response and uplift per persona into the run folder (0 campaigns: none)."""
+    from personas.campaigns.uplift import measure_run
+
+    out = measure_run(run_dir, lake_dir, **campaigns)
+    n = len(out["campaigns"]) if out else 0
+    get_run_logger().info("campaigns measured against their control arms: %d", n)
+    return n
+
+
 @task(name="publish-run")
 def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict[str, Any]:
     from personas.publish.publication import publish
@@ -268,6 +279,9 @@ def refresh(
         str(cfg.runs_dir),
         str(cfg.published_dir),
         cfg.segmentation.model_dump(mode="json"),
+    )
+    result["campaigns"] = uplift_task(
+        run_dir, str(cfg.lake_dir), cfg.campaigns.model_dump(mode="json")
     )
     result["publish"] = publish_flow(run_dir, str(cfg.published_dir), str(cfg.lake_dir))
     result["run_dir"] = run_dir

@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "contacts": "exposure",
         "measure": "uplift",
+        "measure_run": "uplift",
         "uplift_table": "uplift",
         "newcombe": "stats",
         "wilson": "stats",

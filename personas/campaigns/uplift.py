@@ -185,3 +185,20 @@ def measure(
     out = uplift_table(df, assignments, min_size, response, n_boot)
     out["window_days"] = int(window_days)
     return out
+
+
+def measure_run(
+    run_dir: str | Path,
+    lake_dir: str | Path,
+    window_days: int = 14,
+    response: str = "conversion",
+    n_boot: int = 2000,
+) -> dict[str, Any] | None:
+    """Measure the lake's campaigns for a run's personas and write the run's uplift table."""
+    from personas import runs
+
+    run = runs.load_run(run_dir)
+    min_size = int(run.profiles.get("min_persona_size") or 0)
+    out = measure(lake_dir, run.assignments, min_size, window_days, response, n_boot)
+    runs.write_uplift(run_dir, out)
+    return out

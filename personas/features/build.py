@@ -27,7 +27,14 @@ from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
 from personas.features.kpis import monthly_activity
-from personas.features.sql import DAY_STEPS, DAYS, Context, feature_plan, probe
+from personas.features.sql import (
+    DAY_STEPS,
+    DAYS,
+    Context,
+    attribute_features,
+    feature_plan,
+    probe,
+)
 from personas.lake import Lake
 from personas.lakecheck import require_intact
 from personas.sqltext import quote
@@ -171,17 +178,24 @@ def build_features(
     require_intact(lake)  # a damaged file: one line with the recovery, not DuckDB's traceback
     con = lake.connect(memory_limit=memory_limit, threads=threads)
     tables = set(lake.tables())
-    if "transactions" not in tables:
+    if "transactions" not in tables and not ("customers" in tables and attribute_features(con)):
         from personas.errors import NotEnoughDataError
 
         raise NotEnoughDataError(
-            f"the lake {lake.root} has no transactions; ingest some first "
-            "(personas ingest <files> --mapping <yaml>)"
+            f"the lake {lake.root} has no transactions and its customers carry no "
+            "customer-level features; ingest order lines, or map customer-level measures "
+            "onto feature names in the mapping's attributes: (e.g. `- recency_days: "
+            "<sql>`, see docs/features.md)"
         )
     as_of = _as_date(as_of) if as_of else default_as_of(con)
     t = time.perf_counter()
     ctx = probe(con, as_of, tables)
     log.info("features: probed the lake in %.1f s", _since(t))
+    if "transactions" not in tables:
+        log.info(
+            "features: no transactions; customer-level features from the customers table: %s",
+            ", ".join(ctx.attribute_features),
+        )
     out_dir = Path(out_root) / f"as_of={as_of.isoformat()}"
     tmp = out_dir / ".features.tmp.parquet"
     final = out_dir / "features.parquet"
@@ -286,13 +300,27 @@ def latest_features(features_root: str | Path, lake_fingerprint: str | None) -> 
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
-    """The day after the last transaction: everything ingested counts."""
-    last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]
-    if last is None:
-        from personas.errors import NotEnoughDataError
+    """The day after the last transaction: everything ingested counts.
 
-        raise NotEnoughDataError("no transactions in the lake")
-    return (pd.Timestamp(last).tz_convert("UTC").normalize() + pd.Timedelta(days=1)).date()
+    A lake without transactions (a customer-level extract) is a snapshot taken before its
+    campaigns: the day of the first campaign contact, so no campaign outcome feeds the
+    personas whose response is then measured; without contacts, the day after the last event.
+    """
+    last = con.execute("SELECT max(ts) FROM transactions").fetchone()[0]
+    if last is not None:
+        return (pd.Timestamp(last).tz_convert("UTC").normalize() + pd.Timedelta(days=1)).date()
+    first_contact, last_event = con.execute(
+        "SELECT min(ts) FILTER (WHERE event_type = 'campaign_contact'), max(ts) FROM events"
+    ).fetchone()
+    if first_contact is not None:
+        return pd.Timestamp(first_contact).tz_convert("UTC").normalize().date()
+    if last_event is not None:
+        return (
+            pd.Timestamp(last_event).tz_convert("UTC").normalize() + pd.Timedelta(days=1)
+        ).date()
+    from personas.errors import NotEnoughDataError
+
+    raise NotEnoughDataError("no transactions or events in the lake to date the features by")
 
 
 def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
@@ -329,8 +357,20 @@ def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
                 "higher_is": f.higher_is,
             }
         )
+    basis = (
+        "order lines (transactions)"
+        if "transactions" in ctx.tables
+        else "customer-level attributes of the customers table ("
+        + ", ".join(label(f) for f in ctx.attribute_features)
+        + "); the lake has no order lines"
+    )
+    for f in feats:
+        if f["name"] in ctx.attribute_features:
+            f["definition"] = "customer-level value from the source, as the mapping defines it"
+            f["tables"] = ["customers"]
     return {
         "as_of": ctx.as_of.isoformat(),
+        "basis": basis,
         "customers": n,
         "tables": sorted(ctx.tables),
         "lake_fingerprint": lake.fingerprint(),

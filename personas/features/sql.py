@@ -13,9 +13,16 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
-from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, VIEW_PREFIX, slug
+from personas.features.catalog import (
+    CATALOG,
+    CATEGORY_PREFIX,
+    CHANNEL_PREFIX,
+    VIEW_PREFIX,
+    lookup,
+    slug,
+)
 from personas.features.value import value_sql
-from personas.sqltext import literal, quote
+from personas.sqltext import ident, literal, quote
 
 TOP_CATEGORIES = 8
 TOP_CHANNELS = 6
@@ -39,6 +46,9 @@ class Context:
     n_categories: int = 0  # distinct categories bought before as_of (for the diversity scale)
     channels: list[str] = field(default_factory=list)
     view_categories: list[str] = field(default_factory=list)  # product views' categories
+    # customer-level features the mapping stored in customers.attributes under a feature's
+    # name (a CRM extract without order lines); used only when there are no transactions
+    attribute_features: list[str] = field(default_factory=list)
 
     @property
     def ts(self) -> str:
@@ -117,7 +127,45 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
             "SELECT " + ", ".join(f"count({c})" for c in cols) + " FROM customers"
         ).fetchone()
         ctx.customer_columns = {c for c, n in zip(cols, row, strict=True) if n}
+        if "transactions" not in tables:
+            ctx.attribute_features = attribute_features(con)
+            ctx.categories = [
+                f.removeprefix(CATEGORY_PREFIX)
+                for f in ctx.attribute_features
+                if f.startswith(CATEGORY_PREFIX)
+            ]
+            ctx.channels = [
+                f.removeprefix(CHANNEL_PREFIX)
+                for f in ctx.attribute_features
+                if f.startswith(CHANNEL_PREFIX)
+            ]
     return ctx
+
+
+def attribute_features(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Keys of ``customers.attributes`` that name a catalogue feature, in catalogue order.
+
+    A mapping stores a customer-level measure under a feature's name (``recency_days``,
+    ``monetary``, ``cat_share__<category>``, ...) to say what it stands for; other keys stay
+    descriptive attributes.
+    """
+    keys = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT unnest(json_keys(attributes)) FROM customers "
+            "WHERE attributes IS NOT NULL"
+        ).fetchall()
+    ]
+    known = []
+    for k in keys:
+        try:
+            f = lookup(k)
+        except KeyError:
+            continue
+        if f.kind == "numeric" and f.group != "value":
+            known.append(k)
+    order = {f.name: i for i, f in enumerate(CATALOG)}
+    return sorted(known, key=lambda k: (order.get(k, len(order)), k))
 
 
 #: Names of the intermediate results computed before the main query (temporary tables when
@@ -492,6 +540,11 @@ def _customers_cte(ctx: Context) -> tuple[str, list[str]]:
     if "loyalty_member" in have:
         sel.append("CASE WHEN loyalty_member THEN 1.0 ELSE 0.0 END AS loyalty_member")
         cols.append("loyalty_member")
+    for c in ctx.attribute_features:
+        sel.append(
+            f"TRY_CAST(json_extract_string(attributes, '$.\"{c}\"') AS DOUBLE) AS {ident(c)}"
+        )
+        cols.append(c)
     sel.append("is_prospect")
     # the latest row per customer wins: a newer export supersedes an older one
     return (
@@ -507,6 +560,8 @@ def _customers_cte(ctx: Context) -> tuple[str, list[str]]:
 
 def _lifecycle(ctx: Context) -> str:
     if "transactions" not in ctx.tables:
+        if ctx.attribute_features:  # a customer-level extract: customers unless prospects
+            return "CASE WHEN cust.is_prospect THEN 'prospect' ELSE 'customer' END"
         return "'prospect'"
     return (
         f"CASE WHEN {RFM}.customer_id IS NULL THEN 'prospect' "

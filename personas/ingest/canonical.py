@@ -63,7 +63,12 @@ def output_sql(
         attr_cols = (
             [c for c in keep if c not in used and c not in source.personal_data]
             if out.attributes == "rest"
-            else list(out.attributes)
+            else [c for c in out.attributes if isinstance(c, str)]
+        )
+        derived = (
+            {}
+            if out.attributes == "rest"
+            else {k: v for d in out.attributes if isinstance(d, dict) for k, v in d.items()}
         )
         for c in attr_cols:
             if c not in raw.columns:
@@ -76,8 +81,11 @@ def output_sql(
                     f"source {source.name!r}: {c!r} is dropped as personal data "
                     "and cannot also be kept in attributes:"
                 )
-        if attr_cols:
-            pack = ", ".join(f"{ident(c)} := {ident(c)}" for c in attr_cols)
+        if attr_cols or derived:
+            pack = ", ".join(
+                [f"{ident(c)} := {ident(c)}" for c in attr_cols]
+                + [f"{ident(k)} := ({v})" for k, v in derived.items()]
+            )
             cols2 = [c for c in cols2 if not c.endswith(ident("c_attributes"))]
             cols2.append(f"CAST(to_json(struct_pack({pack})) AS VARCHAR) AS c_attributes")
     layer2 = f"SELECT *, {', '.join(cols2)} FROM l1"

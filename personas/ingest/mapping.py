@@ -180,8 +180,11 @@ class Output(_Strict):
     )
     columns: dict[str, ColumnSpec]
     rules: Rules = Rules()
-    attributes: list[str] | Literal["rest"] | None = Field(
-        default=None, description="customers only: source columns kept as a JSON object"
+    attributes: list[str | dict[str, str]] | Literal["rest"] | None = Field(
+        default=None,
+        description="customers only: source columns kept as a JSON object; an item "
+        "{name: sql} stores an expression under a name (a feature name makes it a "
+        "customer-level feature, see docs/features.md)",
     )
 
     @field_validator("columns", mode="before")
@@ -235,6 +238,13 @@ class Output(_Strict):
             )
         if self.attributes is not None and self.table != "customers":
             raise ValueError("attributes: is only supported for the customers table")
+        if isinstance(self.attributes, list):
+            for item in self.attributes:
+                if isinstance(item, dict) and len(item) != 1:
+                    raise ValueError(
+                        f"attributes: item {item!r} must be one column name or one "
+                        "{name: sql expression} pair"
+                    )
         return self
 
 

@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from personas.publish import plots
 from personas.publish.report import persona_view
+from personas.publish.whatworks import add_campaigns
 
 CARD_METRICS = (
     "monetary",
@@ -74,10 +75,19 @@ def md_escape(value: Any) -> str:
     return s
 
 
-def card_context(profiles: Mapping[str, Any], persona: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything a card shows, as display-ready strings (no markup)."""
+def card_context(
+    profiles: Mapping[str, Any],
+    persona: Mapping[str, Any],
+    uplift: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a card shows, as display-ready strings (no markup).
+
+    ``uplift`` is the run's campaign table: the card then lists what each measured message
+    did for the persona, and the actions start with the tested ones.
+    """
     keys = [m for m in CARD_METRICS if m in persona["metrics"]]
     view = persona_view(profiles, persona, metric_keys=keys)
+    add_campaigns(view, uplift)
     return {
         "p": view,
         "as_of": profiles.get("as_of") or "unknown date",
@@ -88,14 +98,24 @@ def card_context(profiles: Mapping[str, Any], persona: Mapping[str, Any]) -> dic
     }
 
 
-def render_markdown(profiles: Mapping[str, Any], persona: Mapping[str, Any]) -> str:
+def render_markdown(
+    profiles: Mapping[str, Any],
+    persona: Mapping[str, Any],
+    uplift: Mapping[str, Any] | None = None,
+) -> str:
     """The Markdown card of one persona."""
-    return _md_env().get_template("card.md.j2").render(**card_context(profiles, persona))
+    ctx = card_context(profiles, persona, uplift)
+    return _md_env().get_template("card.md.j2").render(**ctx)
 
 
-def render_html(profiles: Mapping[str, Any], persona: Mapping[str, Any]) -> str:
+def render_html(
+    profiles: Mapping[str, Any],
+    persona: Mapping[str, Any],
+    uplift: Mapping[str, Any] | None = None,
+) -> str:
     """The printable, self-contained HTML card of one persona (no script, no external URL)."""
-    return _html_env().get_template("card.html.j2").render(**card_context(profiles, persona))
+    ctx = card_context(profiles, persona, uplift)
+    return _html_env().get_template("card.html.j2").render(**ctx)
 
 
 def _pct(x: float | None) -> str:

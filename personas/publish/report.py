@@ -36,7 +36,7 @@ from markupsafe import Markup
 
 from personas.features.catalog import VALUE_DIMENSIONS, lookup
 from personas.publish import kpis as kpiview
-from personas.publish import lifetime, likely, plots
+from personas.publish import lifetime, likely, plots, whatworks
 from personas.runs import Run
 
 REPORT_TEMPLATE = "report.html.j2"
@@ -199,7 +199,8 @@ def context(
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "min_size": p["min_persona_size"],
         "kpis": kpis,
-        "personas": [persona_view(p, q) for q in personas],
+        "personas": [whatworks.add_campaigns(persona_view(p, q), run.uplift) for q in personas],
+        "whatworks": whatworks.section(run.uplift),
         "groups": [_group(g, p) for g in p["groups"]],
         "map_note": _map_note(n_map, pop["profiled"], pop["customers"]),
         "has_map": n_map > 0,
@@ -209,7 +210,7 @@ def context(
         "has_channel": any(q.get("channel_mix") for q in p["personas"]),
         "migration": _migration(run),
         "history_runs": len(history),
-        "model": _model(p),
+        "model": _model(p) | {"basis": run.metrics.get("basis")},
         "clv": clv,
         "likely": likely.section(run.metrics.get("likely_persona"), p),
         "kpi": kpiview.section(run.metrics.get("kpis"), p),

@@ -363,3 +363,13 @@ def event_table(blocks: list[dict[str, Any]], ids: pa.Array) -> pa.Table:
     props = pa.concat_arrays([b.pop("props") for b in blocks])
     table["properties"] = props.take(pa.array(order))
     return pa.table(table)
+
+
+def campaign_block(contacts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The randomised test's campaign_contact events (control arm included) as a block."""
+    from personas.synthetic.campaign import contact_block
+
+    b = contact_block(contacts)
+    return _block(
+        b["owner"], b["ts"], "campaign_contact", _EVENT_CHANNELS.index("email"), -1, b["props"]
+    )

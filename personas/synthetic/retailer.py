@@ -37,11 +37,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personas.synthetic.calendar import Calendar, make_calendar
+from personas.synthetic.campaign import plant_campaign, truth_summary
 from personas.synthetic.catalogue import Catalogue, draw_catalogue
 from personas.synthetic.columns import numbered
 from personas.synthetic.customers import draw_customers
 from personas.synthetic.dirt import DIRT_KINDS, inject_dirt
-from personas.synthetic.events import draw_events, event_table
+from personas.synthetic.events import campaign_block, draw_events, event_table
 from personas.synthetic.feedback import draw_feedback, feedback_table
 from personas.synthetic.orders import (
     add_returns,
@@ -54,7 +55,7 @@ from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, n
 from personas.synthetic.profiles import customer_table, draw_profiles
 from personas.synthetic.writers import GzipSink, write_tables
 
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.2"  # 1.1: prospects browse after their persona; 1.2: the campaign test
 FILES = {
     "transactions": "transactions.csv.gz",
     "customers": "customers.csv.gz",
@@ -133,6 +134,8 @@ def generate(
     rows = dict.fromkeys(("transactions", "customers", "events", "feedback"), 0)
     dirt = dict.fromkeys(DIRT_KINDS, 0)
     sizes = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
+    participants = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
+    effect_sum = np.zeros(len(PLANTED_PERSONAS))
     truth: list[pa.Table] = []
     prospect_truth: list[pa.Table] = []
     counters = {"order": 0, "session": 0}
@@ -145,12 +148,17 @@ def generate(
         for index, first in enumerate(range(0, customers, chunk_customers)):
             n = min(chunk_customers, customers - first)
             rng = np.random.default_rng([seed, 1, index])
-            chunk = _chunk(rng, first, n, level, calendar, catalogue, dirty, counters)
+            # the campaign test has its own stream (not drawn from ``rng``): planting it moves
+            # no other draw, and the prospects' browsing (spawned from ``rng``) none of its
+            test_rng = np.random.default_rng([seed, 2, index])
+            chunk = _chunk(rng, test_rng, first, n, level, calendar, catalogue, dirty, counters)
             for name, table in chunk["tables"].items():
                 rows[name] += table.num_rows
             for kind, count in chunk["dirt"].items():
                 dirt[kind] += count
             sizes += np.bincount(chunk["truth"]["persona"].to_numpy(), minlength=len(sizes))
+            participants += chunk["test"]["participants"]
+            effect_sum += chunk["test"]["effect_sum"]
             truth.append(chunk["truth"])
             prospect_truth.append(chunk["prospect_truth"])
             for job in pending:
@@ -191,6 +199,7 @@ def generate(
         "categories": list(CATEGORIES),
         "channels": list(CHANNELS),
         "dirt": dirt,
+        "campaign_test": truth_summary(participants, effect_sum),
         "files": {name: file for name, file in FILES.items() if name != "meta"},
     }
     paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
@@ -199,6 +208,7 @@ def generate(
 
 def _chunk(
     rng: np.random.Generator,
+    test_rng: np.random.Generator,
     first: int,
     n: int,
     level: float,
@@ -215,6 +225,8 @@ def _chunk(
     cust = draw_customers(rng, n, level, calendar)
     ids = numbered("C", np.arange(first + 1, first + n + 1), 8)
     orders = draw_orders(rng, cust, calendar, counters)
+    # the randomised test draws from its own stream, so the rest of the data stays comparable
+    orders, test = plant_campaign(test_rng, cust, orders, calendar, counters)
     sale = draw_lines(rng, cust, orders, catalogue)
     lines = sort_lines(add_returns(rng, orders, sale, calendar))
     sale = {k: sale[k] for k in ("order", "product", "discount")}  # what the events need
@@ -224,6 +236,7 @@ def _chunk(
     transactions = transaction_table(lines, ids, catalogue)
     del lines
     events = draw_events(rng, cust, orders, sale, calendar, catalogue, counters)
+    events["blocks"].append(campaign_block(test["contacts"]))
     feedback = draw_feedback(rng, cust, orders, events["tickets"], calendar)
     events = event_table(events.pop("blocks"), ids)
     planted = ~cust["is_prospect"]
@@ -244,4 +257,10 @@ def _chunk(
         "events": events,
         "feedback": feedback_table(feedback, ids),
     }
-    return {"tables": tables, "dirt": dirt, "truth": truth, "prospect_truth": prospect_truth}
+    return {
+        "tables": tables,
+        "dirt": dirt,
+        "truth": truth,
+        "prospect_truth": prospect_truth,
+        "test": test["truth"],
+    }

@@ -1,0 +1,152 @@
+"""A randomised campaign test with a 20 % hold-out and planted, persona-dependent uplift.
+
+Five weeks before the export ends, every planted customer known by then is randomised: 20 %
+into the control arm (no message), the rest receive the message. Each customer has two potential
+outcomes for "an order within 14 days": without the message, whatever their natural orders
+give; with it, an extra order with the persona's ``add`` probability, and their natural orders in
+the window cancelled with its ``remove`` probability (a message that puts people off). Both
+draws are made for everyone, so the true effect in the sample -- the mean of (with - without)
+per persona -- is known exactly and written to ``meta.json``; the export only shows each
+customer's outcome under the arm they got, as real data would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from personas.synthetic.calendar import DAY, Calendar
+from personas.synthetic.planted import PLANTED_PERSONAS
+
+NAME = "planted_test"
+VARIANT = "new_season_offer"
+HOLDOUT = 0.20
+WINDOW_DAYS = 14
+LEAD_DAYS = 35  # the test starts this many days before the export ends
+# P(extra order | message) and P(natural orders cancelled | message) per planted persona:
+# four respond, one is unmoved, one is put off.
+EFFECTS: dict[str, tuple[float, float]] = {
+    "bargain_hunter": (0.25, 0.0),
+    "app_first_tech": (0.15, 0.0),
+    "family_home": (0.10, 0.0),
+    "lapsed_at_risk": (0.08, 0.0),
+    "loyal_high_value": (0.0, 0.0),
+    "unhappy_returner": (0.0, 0.8),
+}
+
+
+def effects() -> list[tuple[float, float]]:
+    """(add, remove) per planted persona index; a persona not listed has no effect."""
+    return [EFFECTS.get(p.name, (0.0, 0.0)) for p in PLANTED_PERSONAS]
+
+
+def plant_campaign(
+    rng: np.random.Generator,
+    cust: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    calendar: Calendar,
+    counters: dict[str, int],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Apply the test to the orders; return the new orders and the test's contacts and truth.
+
+    The truth is per persona: participants, and the sum of (outcome with message - outcome
+    without), so chunks add up.
+    """
+    n = cust["persona"].size
+    day = float(calendar.end_day - LEAD_DAYS)
+    start = int(day * DAY) + 9 * 3600
+    end = start + WINDOW_DAYS * int(DAY)
+    who = np.flatnonzero(~cust["is_prospect"] & (cust["first_seen"] < start))
+    control = rng.random(who.size) < HOLDOUT
+    eff = np.array(effects())[cust["persona"][who]]
+    add = rng.random(who.size) < eff[:, 0]
+    remove = rng.random(who.size) < eff[:, 1]
+    in_window = (orders["ts"] >= start) & (orders["ts"] < end)
+    natural = np.zeros(n, dtype=bool)
+    natural[orders["owner"][in_window]] = True
+    y0 = natural[who]
+    y1 = (y0 & ~remove) | add
+    treated = who[~control]
+    # cancel the natural window orders of treated customers put off by the message
+    cancelled = np.zeros(n, dtype=bool)
+    cancelled[treated[remove[~control]]] = True
+    keep = ~(in_window & cancelled[orders["owner"]])
+    extra_owner = treated[add[~control]]
+    extra_ts = start + rng.integers(3600, WINDOW_DAYS * int(DAY) - 3600, extra_owner.size)
+    out = _merge(orders, keep, extra_owner, extra_ts, rng, cust, calendar, counters)
+    persona = cust["persona"][who]
+    k = len(PLANTED_PERSONAS)
+    contacts = {
+        "owner": who,
+        "ts": np.full(who.size, start, dtype=np.int64),
+        "arm": np.where(control, "control", "treatment"),
+    }
+    truth = {
+        "participants": np.bincount(persona, minlength=k),
+        "effect_sum": np.bincount(persona, weights=y1.astype(float) - y0, minlength=k),
+    }
+    return out, {"contacts": contacts, "truth": truth, "start": start}
+
+
+def _merge(
+    orders: dict[str, np.ndarray],
+    keep: np.ndarray,
+    extra_owner: np.ndarray,
+    extra_ts: np.ndarray,
+    rng: np.random.Generator,
+    cust: dict[str, np.ndarray],
+    calendar: Calendar,
+    counters: dict[str, int],
+) -> dict[str, np.ndarray]:
+    """Orders without the cancelled ones, plus the extra ones, sorted by customer and time."""
+    mix = cust["channel_mix"][extra_owner]  # cumulative shares
+    channel = (rng.random((extra_owner.size, 1)) > mix).sum(axis=1)
+    channel = np.minimum(channel, cust["channel_mix"].shape[1] - 1)
+    number = counters["order"] + 1 + np.arange(extra_owner.size)
+    counters["order"] += extra_owner.size
+    day_index = np.clip(extra_ts // DAY - calendar.start_day, 0, calendar.in_sale.size - 1)
+    owner = np.concatenate([orders["owner"][keep], extra_owner])
+    ts = np.concatenate([orders["ts"][keep], extra_ts])
+    order = np.lexsort((ts, owner))
+    out = {
+        "owner": owner[order],
+        "ts": ts[order],
+        "channel": np.concatenate([orders["channel"][keep], channel])[order],
+        "number": np.concatenate([orders["number"][keep], number])[order],
+        "in_sale": np.concatenate([orders["in_sale"][keep], calendar.in_sale[day_index]])[order],
+    }
+    out["count"] = np.bincount(out["owner"], minlength=cust["persona"].size)
+    return out
+
+
+def contact_block(contacts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The test's campaign_contact events (control included) as an events block's columns."""
+    props = [
+        f'{{"campaign": "{NAME}", "variant": "{VARIANT}", "arm": "{arm}"}}'
+        for arm in contacts["arm"]
+    ]
+    return {"owner": contacts["owner"], "ts": contacts["ts"], "props": pa.array(props, pa.string())}
+
+
+def truth_summary(participants: np.ndarray, effect_sum: np.ndarray) -> dict[str, Any]:
+    """meta.json's record of the test: design and the true uplift per persona."""
+    return {
+        "name": NAME,
+        "variant": VARIANT,
+        "holdout": HOLDOUT,
+        "window_days": WINDOW_DAYS,
+        "outcome": "conversion (an order within the window)",
+        "planted": {
+            p.name: dict(zip(("add", "remove"), e, strict=True))
+            for p, e in zip(PLANTED_PERSONAS, effects(), strict=True)
+        },
+        "participants": {
+            p.name: int(c) for p, c in zip(PLANTED_PERSONAS, participants, strict=True)
+        },
+        "true_uplift": {
+            p.name: (float(s / c) if c else None)
+            for p, s, c in zip(PLANTED_PERSONAS, effect_sum, participants, strict=True)
+        },
+    }
