@@ -480,6 +480,8 @@ def _no_session(col: str) -> str:
 def _campaign_sql(ctx: Context) -> str:
     """Share of a customer's campaign contacts followed by a purchase within 14 days.
 
+    Control-arm rows of a campaign test (``properties.arm``) were never contacted: left out.
+
     A purchase day holds a purchase in (contact, contact + 14 days] exactly when its last
     purchase is after the contact and its first is not after the window's end (the window is
     longer than a day), so the purchase days suffice.
@@ -491,6 +493,8 @@ def _campaign_sql(ctx: Context) -> str:
                    AND o.last_ts > c.ts AND o.first_ts <= c.ts + INTERVAL 14 DAY)
                    THEN 1.0 ELSE 0.0 END) AS campaign_response_rate
         FROM events c WHERE c.event_type = 'campaign_contact' AND c.ts < {ctx.ts}
+          AND coalesce(lower(json_extract_string(c.properties, '$.arm')), 'treatment')
+              NOT IN ('control', 'holdout', 'hold-out', 'no_contact')
         GROUP BY c.customer_id"""
 
 

@@ -87,3 +87,52 @@ def test_without_a_control_arm_rates_only_and_not_causal(hillstrom) -> None:
     for r in camp["rows"]:
         assert r["verdict"] == "not causal"
         assert "uplift" not in r["visit"] and "rate_control" not in r["visit"]
+
+
+def test_personas_from_customer_level_attributes_get_uplift_per_variant(
+    hillstrom, tmp_path: Path
+) -> None:
+    """No order lines: features from the mapped attributes, personas, then uplift per persona."""
+    from personas.features.build import build_features, load_catalog, load_features
+    from personas.segment.segmenter import PersonaSegmenter
+
+    lake, raw = hillstrom
+    fs = build_features(lake, None, tmp_path / "features")
+    # dated at the campaign, so no campaign outcome (visits, orders) feeds the personas
+    assert fs.as_of.isoformat() == "2008-03-01"
+    X = load_features(fs.path)
+    assert len(X) == 64_000
+    assert {"recency_days", "monetary", "cat_share__mens", "chan_share__web"} <= set(X.columns)
+    assert not any(c.startswith(("sessions", "email_", "campaign_")) for c in X.columns)
+    x = X.loc[[f"H{i:05d}" for i in range(1, 64_001)]]
+    assert (x["monetary"].to_numpy() == raw["history"].to_numpy()).all()
+    assert (x["recency_days"].to_numpy() == raw["recency"].to_numpy() * 30.4375).all()
+    assert "customer-level attributes" in load_catalog(fs.path)["basis"]
+
+    seg = PersonaSegmenter(
+        k_range=(3, 6), algorithms=("kmeans",), sample_size=3000, n_bootstrap=1
+    ).fit(X)
+    assert seg.k_ >= 3
+    assign = pd.DataFrame(
+        {
+            "customer_id": X.index,
+            "persona_id": [f"P{k + 1}" for k in seg.labels_],
+            "persona_name": [f"persona {k + 1}" for k in seg.labels_],
+        }
+    )
+    u = measure(lake, assign, min_size=seg.min_persona_size_, response="visit")
+    camp = u["campaigns"][0]
+    personas = sorted(assign["persona_id"].unique())
+    for v in camp["variants"]:
+        rows = {r["persona_id"]: r for r in camp["rows"] if r["variant"] == v}
+        assert set(rows) == {"overall", *personas}
+        # per persona, rates equal a recount of the CSV rows of that persona's customers
+        for pid in personas:
+            sub = raw[(assign["persona_id"] == pid).to_numpy()]
+            t, k = sub[sub["segment"] == v], sub[sub["segment"] == "No E-Mail"]
+            r = rows[pid]
+            assert (r["n_treatment"], r["n_control"]) == (len(t), len(k))
+            assert r["visit"]["rate_treatment"] == pytest.approx(t["visit"].mean())
+            assert r["visit"]["rate_control"] == pytest.approx(k["visit"].mean())
+            assert r["visit"]["low"] < r["visit"]["uplift"] < r["visit"]["high"]
+        assert sum(rows[p]["n_treatment"] for p in personas) == rows["overall"]["n_treatment"]
