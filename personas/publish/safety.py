@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from personas import runs
 from personas.profile.profiles import slugify
 from personas.publish.report import plotly_bundle
 
@@ -121,6 +122,8 @@ def scan(folder: str | Path, profiles: Mapping[str, Any], skip: Sequence[str] = 
             elif suffix == ".json":
                 obj = json.loads(path.read_text(encoding="utf-8"))
                 problems += _json_problems(rel, obj)
+                if rel.name == runs.UPLIFT:
+                    problems += _uplift_problems(rel, obj, min_size)
             elif suffix in (".html", ".md", ".txt"):
                 text = path.read_text(encoding="utf-8").replace(bundle, "")
                 m = EMAIL_RE.search(text)
@@ -173,6 +176,20 @@ def _email_values(rel: Path, values: Any) -> list[str]:
         if "@" in v and EMAIL_RE.fullmatch(v.strip()):
             return [f"{rel}: a value looks like an e-mail address"]
     return []
+
+
+def _uplift_problems(rel: Path, obj: Any, min_size: int) -> list[str]:
+    """Campaign rows about fewer customers (both arms) than the minimum persona size."""
+    out = []
+    for camp in (obj or {}).get("campaigns", []):
+        for r in camp.get("rows", []):
+            n = int(r.get("n_treatment", 0)) + int(r.get("n_control", 0))
+            if n < min_size:
+                out.append(
+                    f"{rel}: campaign {camp.get('campaign')!r} row {r.get('persona_id')!r} "
+                    f"describes {n} customers, below the minimum of {min_size}"
+                )
+    return out
 
 
 def _json_problems(rel: Path, obj: Any) -> list[str]:
