@@ -26,7 +26,12 @@ def section(uplift: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     response = uplift.get("response", "conversion")
     campaigns = []
-    for camp in uplift["campaigns"]:
+    # tested campaigns first; one without any publishable row is only named at the end
+    ordered = sorted(uplift["campaigns"], key=lambda c: (not c["causal"], c["campaign"]))
+    hidden = [c["campaign"] for c in ordered if not c["rows"]]
+    for camp in ordered:
+        if not camp["rows"]:
+            continue
         rows = []
         for r in camp["rows"]:
             cell = r[response]
@@ -69,6 +74,7 @@ def section(uplift: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "method": [method[k] for k in ("rates", "spend", "small_cell") if k in method],
         "not_causal": method.get("not_causal"),
         "campaigns": campaigns,
+        "hidden": hidden,
         "any_small": any(r["small"] for c in campaigns for r in c["rows"]),
     }
 

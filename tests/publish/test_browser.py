@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from personas.campaigns.uplift import measure_run
 from personas.publish import publication as publish
 from tests.conftest import REPO, require_system
 from tests.publish.fixtures import copy_run, demo_build, hostile_profiles
@@ -64,6 +65,7 @@ def site(demo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     runs = base / "runs"
     runs.mkdir()
     r1, r2 = copy_run(demo["run1"], runs), copy_run(demo["run2"], runs)
+    measure_run(r2, demo["lake"])  # the refresh flow's campaign step: "What works for whom"
     publish.publish(r1, base / "published", lake_dir=demo["lake"])
     res = publish.publish(r2, base / "published", lake_dir=demo["lake"])
     hostile = copy_run(demo["run1"], runs, "hostile")
@@ -227,4 +229,22 @@ def test_card_prints_and_loads_offline(browser, site) -> None:
     p.page.emulate_media(media="print")
     assert not p.page.locator(".noprint").first.is_visible()
     p.page.screenshot(path=str(ARTIFACTS / "card.png"), full_page=True)
+    p.page.close()
+
+
+def test_what_works_for_whom_section_is_reachable_and_readable(browser, site) -> None:
+    p = Page(browser, site["report"])
+    p.ready()
+    p.page.click("nav.sections a[href='#whatworks']")
+    section = p.page.locator("#whatworks")
+    assert section.is_visible()
+    rows = section.locator("table.uplift[data-campaign='planted_test'] tbody tr")
+    assert rows.count() >= 2  # overall plus personas
+    first = rows.first
+    assert first.get_attribute("data-persona") == "overall"
+    cells = first.locator("td").all_inner_texts()
+    assert any(" to " in c and c.endswith("pp") for c in cells), cells  # the 95% interval
+    assert p.console_errors() == [] and p.requests == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    section.screenshot(path=str(ARTIFACTS / "report-whatworks.png"))
     p.page.close()
