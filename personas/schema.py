@@ -146,6 +146,13 @@ EVENTS = (
     Field("properties", pa.string(), "event details as a JSON object", "", "JSON"),
 )
 
+# Campaign exposure: the keys of a campaign_contact event's properties (see the docs section).
+CAMPAIGN_PROPERTIES: dict[str, str] = {
+    "campaign": "campaign (test) name; contacts with the same name form one campaign",
+    "variant": "the message / creative sent (treatment arm); empty for the control arm",
+    "arm": "`treatment` or `control` (`holdout` counts as control); empty = treatment",
+}
+
 FEEDBACK_KINDS = ("nps", "csat", "ces", "review")
 
 FEEDBACK = (
@@ -355,6 +362,28 @@ def render_markdown() -> str:
         "| flag | when |",
         "|---|---|",
         *[f"| `{k}` | {_md(v)} |" for k, v in FLAGS.items()],
+        "",
+        "## Campaign exposure",
+        "",
+        "A campaign contact is an `events` row with `event_type = campaign_contact`; its "
+        "`properties` JSON names:",
+        "",
+        "| key | meaning |",
+        "|---|---|",
+        *[f"| `{k}` | {_md(v)} |" for k, v in CAMPAIGN_PROPERTIES.items()],
+        "",
+        "For a randomised test, customers of the control (hold-out) arm are assigned to the "
+        "campaign but not sent anything, and still get a contact row with `arm: control` at the "
+        "time they would have been contacted; without such rows a campaign has no control and "
+        "its response rates are reported as not causal. A mapping maps an export's arm column "
+        "with an expression, e.g. `properties: {expr: \"to_json({campaign: 'spring', variant: "
+        "msg, arm: CASE WHEN grp = 'holdout' THEN 'control' ELSE 'treatment' END})\"}` "
+        "(the shipped `hillstrom` mapping does this). Outcomes come from the rest of the lake "
+        "within `campaigns.window_days` (default 14) from the contact: a visit (`page_view`, "
+        "`app_session`, `product_view`, `add_to_cart` or `checkout` event, or an order), a "
+        "conversion (an order line of positive value or a `checkout` event) and spend (order "
+        "line amounts, plus a `checkout` event's `spend` property where a source has no order "
+        "lines). A customer counts once per campaign, with the first contact.",
         "",
         "## Manifest entry",
         "",

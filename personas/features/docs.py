@@ -73,7 +73,33 @@ _LIFECYCLE = """
 
 `lifecycle`: `prospect` (in the customers table, no transaction before D), `returns_only` (only
 negative lines before D), `one_time` (one purchase order) or `repeat`. Personas are discovered
-among repeat customers; the others get explicit groups.
+among repeat customers; the others get explicit groups. A customer-level lake (below) has
+`customer` (or `prospect` where `is_prospect` is set) and everyone is clustered.
+
+## Customer-level extracts (no order lines)
+
+Many CRM extracts carry one row per customer with its history already summarised (months since
+the last purchase, spend in the past year, lines bought, channel) and no order lines. Such a
+lake has no `transactions`; its mapping stores those measures in `customers.attributes` under a
+feature's name, which says what each one stands for:
+
+```yaml
+attributes:
+  - recency_days: "CAST(recency AS DOUBLE) * 30.4375"   # months -> days
+  - monetary: "CAST(history AS DOUBLE)"                 # spend in the past year
+  - cat_share__mens: "CAST(mens AS DOUBLE) / greatest(CAST(mens AS DOUBLE) + CAST(womens AS DOUBLE), 1)"
+  - chan_share__web: "CASE channel WHEN 'Web' THEN 1.0 WHEN 'Multichannel' THEN 0.5 ELSE 0.0 END"
+```
+
+When the lake has no transactions, every attribute key that names a numeric feature of this
+catalogue (including `cat_share__<category>` and `chan_share__<channel>`) becomes that feature,
+read as a number; other keys stay descriptive. `catalog.json` says so in `basis` ("customer-level
+attributes of the customers table (...); the lake has no order lines"), the feature definitions
+say "customer-level value from the source, as the mapping defines it", and the report's model
+section repeats the basis. The default as-of date of such a lake is the day of its first
+campaign contact (no campaign outcome may feed the personas whose response is then measured),
+or the day after its last event. A lake with neither transactions nor such attributes stops
+with a message that says how to map them. The shipped `hillstrom` mapping is the example.
 
 ## The lifetime-value model: chosen on a holdout, checked, and said when unsound
 
