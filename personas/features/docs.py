@@ -87,7 +87,7 @@ feature's name, which says what each one stands for:
 attributes:
   - recency_days: "CAST(recency AS DOUBLE) * 30.4375"   # months -> days
   - monetary: "CAST(history AS DOUBLE)"                 # spend in the past year
-  - cat_share__mens: "CAST(mens AS DOUBLE) / greatest(CAST(mens AS DOUBLE) + CAST(womens AS DOUBLE), 1)"
+  - cat_share__mens: "mens::DOUBLE / greatest(mens::DOUBLE + womens::DOUBLE, 1)"
   - chan_share__web: "CASE channel WHEN 'Web' THEN 1.0 WHEN 'Multichannel' THEN 0.5 ELSE 0.0 END"
 ```
 
