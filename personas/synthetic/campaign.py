@@ -64,6 +64,9 @@ def plant_campaign(
     add = rng.random(who.size) < eff[:, 0]
     remove = rng.random(who.size) < eff[:, 1]
     in_window = (orders["ts"] >= start) & (orders["ts"] < end)
+    # every planted customer keeps two orders: cancel only where two remain outside the window
+    outside = np.bincount(orders["owner"][~in_window], minlength=n)
+    remove &= outside[who] >= 2
     natural = np.zeros(n, dtype=bool)
     natural[orders["owner"][in_window]] = True
     y0 = natural[who]
