@@ -74,6 +74,13 @@ def test_refresh_publishes_self_contained_report(refreshed) -> None:
     assert "url(http" not in html and "@import" not in html  # no remote CSS
     assert (latest / "profiles.json").exists()
     assert list((latest / "cards").glob("*.md"))
+    # the campaign step measured the planted test against its hold-out, and the report shows it
+    from personas import runs
+
+    assert refreshed["second"]["campaigns"] >= 1
+    uplift = runs.load_run(latest).uplift
+    assert any(c["causal"] and c["rows"] for c in uplift["campaigns"])
+    assert 'id="whatworks"' in html and "What works for whom" in html
 
 
 def test_second_refresh_adds_nothing_and_keeps_identities(refreshed, demo_files) -> None:
