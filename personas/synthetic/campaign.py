@@ -26,12 +26,12 @@ HOLDOUT = 0.20
 WINDOW_DAYS = 14
 LEAD_DAYS = 35  # the test starts this many days before the export ends
 # P(extra order | message) and P(natural orders cancelled | message) per planted persona:
-# four respond, one is unmoved, one is put off.
+# three respond, two are unmoved (the lapsed have dropped out), one is put off.
 EFFECTS: dict[str, tuple[float, float]] = {
     "bargain_hunter": (0.25, 0.0),
     "app_first_tech": (0.15, 0.0),
     "family_home": (0.10, 0.0),
-    "lapsed_at_risk": (0.08, 0.0),
+    "lapsed_at_risk": (0.0, 0.0),  # dropped out: nothing revives them (as BTYD assumes)
     "loyal_high_value": (0.0, 0.0),
     "unhappy_returner": (0.0, 0.8),
 }
