@@ -75,7 +75,9 @@ def test_playbook_recommends_only_tested_messages_and_warns_on_harm(measured) ->
             assert tested == []  # no recommendation from an interval that includes zero
         if r:
             assert any(VARIANT in line for line in view["campaign_lines"])
-    assert "raised" in seen  # the planted test moves at least one discovered persona
+    # the planted test moves at least one discovered persona either way (the put-off persona
+    # lowers it); every branch is also checked on handmade rows in tests/campaigns/test_advice
+    assert seen & {"raised", "lowered"}
 
 
 def test_publish_puts_campaign_lines_in_the_cards(measured, tmp_path: Path) -> None:
