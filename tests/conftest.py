@@ -101,3 +101,24 @@ def workspace(tmp_path: Path) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+def run_notebook(name: str, cwd: Path, timeout: int = 300) -> str:
+    """Execute notebooks/<name>.py (checking its paired .ipynb is in step and unexecuted) and
+    return the text it printed; fails on any cell error."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(REPO / "notebooks" / f"{name}.py")
+    paired = jupytext.read(REPO / "notebooks" / f"{name}.ipynb")
+    assert [c.source for c in paired.cells] == [c.source for c in nb.cells], (
+        "the .ipynb is out of step with the .py: run jupytext --sync notebooks/*.py"
+    )
+    assert not any(c.get("outputs") for c in paired.cells if c.cell_type == "code")
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    return "".join(o.get("text", "") for o in outputs)

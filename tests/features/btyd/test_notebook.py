@@ -6,30 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, shared_data
+from tests.conftest import run_notebook, shared_data
 
 pytestmark = pytest.mark.realdata
 
 
 def test_clv_validation_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import jupytext
-    from nbclient import NotebookClient
-
-    data = shared_data("uci-online-retail").parent
-    nb = jupytext.read(REPO / "notebooks" / "02-clv-validation.py")
-    paired = jupytext.read(REPO / "notebooks" / "02-clv-validation.ipynb")
-    assert [c.source for c in paired.cells] == [c.source for c in nb.cells], (
-        "the .ipynb is out of step with the .py: run jupytext --sync notebooks/*.py"
-    )
-    assert not any(c.get("outputs") for c in paired.cells if c.cell_type == "code")
-    monkeypatch.setenv("PERSONAS_SHARED_DATA", str(data))
-    client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") for o in outputs)
+    monkeypatch.setenv("PERSONAS_SHARED_DATA", str(shared_data("uci-online-retail").parent))
+    text = run_notebook("02-clv-validation", tmp_path, timeout=300)
     assert "305 daily files" in text
     assert "verdict: sound" in text
     assert "trading clock: NBD total error" in text
