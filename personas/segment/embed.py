@@ -1,19 +1,86 @@
 """A 2-D map of customers in persona space (UMAP), fitted on a capped sample.
 
-UMAP compiles with numba on first use in a process (10-40 s here) and projecting a million
-points takes minutes, while a browser is comfortable with tens of thousands of points: so the
-map is fitted on a stratified sample and the report says it is a sample.
+Projecting a million points takes minutes while a browser is comfortable with tens of
+thousands, so the map is fitted on a stratified sample and the report says it is a sample.
+
+UMAP and pynndescent are numba code compiled on first use in every process: measured here on
+a 6,000-point map, importing umap cost 23-49 CPU-s and the first fit 20-27 CPU-s more, against
+7-10 CPU-s for the fit itself. Two things stop paying that in every refresh:
+
+- the k nearest neighbours come from scikit-learn's exact search (compiled C, no numba) and
+  are handed to UMAP as ``precomputed_knn``: pynndescent's approximate search (and, under 4,096
+  points, UMAP's all-pairs path calling a numba metric from Python) are never compiled or run;
+- every numba function of umap and pynndescent is compiled with numba's on-disk cache
+  (:func:`enable_numba_cache`): most are not declared ``cache=True`` upstream, so we switch
+  caching on for them after import. The cache lives in ``NUMBA_CACHE_DIR`` when set, else in
+  the user's cache folder (``$XDG_CACHE_HOME/personas/numba``, default
+  ``~/.cache/personas/numba``); the first map on a machine compiles and fills it, later
+  processes load the machine code from it. Numba keys the cache on the source's content and
+  the CPU, so an upgraded umap or another machine simply compiles afresh.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+CACHED_PACKAGES = ("umap", "pynndescent")
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps compiled UMAP code: ``NUMBA_CACHE_DIR``, else the user's cache."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "personas" / "numba"
+
+
+def enable_numba_cache() -> int:
+    """Import umap with numba's disk cache on for all its numba functions; how many were switched.
+
+    The cache folder must be set before umap is imported: pynndescent's ``cache=True``
+    functions are compiled while it is imported. A folder that cannot be created leaves numba
+    compiling in memory as before (slower, never wrong).
+    """
+    cache = numba_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        log.warning("numba cache folder %s unusable (%s): UMAP compiles in memory", cache, e)
+        return 0
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache))
+    import numba
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+    import umap  # noqa: F401  (imports pynndescent)
+
+    switched = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in CACHED_PACKAGES:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
+                obj.enable_caching()
+                switched += 1
+    return switched
+
+
+def exact_knn(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of each row's k nearest rows (itself first), as UMAP wants them."""
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+    return idx.astype(np.int32), dist.astype(np.float32)
 
 
 def sample_for_map(labels: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -36,16 +103,21 @@ def umap_2d(
     """2-D UMAP coordinates of the rows of Z (deterministic for a seed)."""
     if len(Z) < 5:
         return np.zeros((len(Z), 2))
+    enable_numba_cache()
     import umap
 
+    k = min(n_neighbors, len(Z) - 1)
+    knn = exact_knn(Z, k)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # n_jobs overridden by random_state: expected
+        # n_jobs overridden by random_state, no search index for transform: both expected
+        warnings.simplefilter("ignore")
         reducer = umap.UMAP(
             n_components=2,
-            n_neighbors=min(n_neighbors, len(Z) - 1),
+            n_neighbors=k,
             min_dist=min_dist,
             random_state=seed,
             init="spectral",
+            precomputed_knn=(*knn, None),
         )
         return reducer.fit_transform(Z).astype("float32")
 
