@@ -73,10 +73,21 @@ class SegmentationConfig(_Strict):
     likely_threshold: float = Field(
         default=0.5, ge=0, le=1, description="below this probability a likely persona is undecided"
     )
+    rule_sample: int = Field(
+        default=50_000,
+        ge=1000,
+        description="profiled customers the rule trees are fitted on (counted on everyone)",
+    )
 
     def segmenter_kwargs(self) -> dict[str, Any]:
         d = self.model_dump(
-            exclude={"rule_depth", "map_sample", "likely_personas", "likely_threshold"}
+            exclude={
+                "rule_depth",
+                "map_sample",
+                "likely_personas",
+                "likely_threshold",
+                "rule_sample",
+            }
         )
         d["k_range"] = tuple(d["k_range"])
         d["algorithms"] = tuple(d["algorithms"])

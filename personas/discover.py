@@ -106,6 +106,7 @@ def fit_personas(
         rule_depth=cfg.rule_depth,
         seed=cfg.random_state,
         display=display_names(catalog),
+        rule_sample=cfg.rule_sample,
     )
     likely, likely_block = None, None
     if cfg.likely_personas:

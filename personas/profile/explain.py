@@ -14,6 +14,15 @@ coverage (share of the persona it covers). A customer is placed by the persona t
 of it; the *fidelity* is the share of customers placed in the same persona as the model. Rules
 are only as trustworthy as that number, so it is always reported next to them. (Measured on
 the demo data: one multi-class tree of depth 4 reaches 0.87, one tree per persona 0.99.)
+
+The trees are fitted on a sample stratified by persona (``RULE_SAMPLE`` = 50,000 profiled
+customers by default) and everything they report is counted on *all* profiled customers:
+fidelity, per-persona fidelity, and each rule's customers, coverage and precision. Only the
+split thresholds come from the sample. Fitting six depth-4 trees on 970k customers took 82 s;
+on 50,000 a few seconds, and a leaf then still holds at least 250 sampled customers (0.5%), so
+a threshold is placed by hundreds of customers on either side and a leaf's share of the
+persona is estimated to within about +-3 points (binomial standard error at 250) before it is
+recounted exactly on everyone.
 """
 
 from __future__ import annotations
@@ -146,6 +155,22 @@ def cohens_d(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
     return (a.mean() - b.mean()) / pooled.replace(0, np.nan)
 
 
+RULE_SAMPLE = 50_000
+
+
+def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of about ``size`` rows, each label keeping its share (at least one)."""
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        take = min(len(members), max(1, round(size * len(members) / len(labels))))
+        parts.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(parts))
+
+
 @dataclass
 class Rules:
     """Readable rules per persona from a shallow surrogate tree."""
@@ -164,15 +189,21 @@ def surrogate_rules(
     min_leaf_share: float = 0.005,
     random_state: int = 0,
     names: dict[str, str] | None = None,
+    sample: int | None = RULE_SAMPLE,
 ) -> Rules:
-    """Depth-limited trees on the original features that mimic the persona assignment."""
+    """Depth-limited trees on the original features that mimic the persona assignment.
+
+    Fitted on a stratified sample of ``sample`` profiled customers (``None``: all of them);
+    fidelity, coverage and precision are counted on all profiled customers.
+    """
     mask = labels >= 0
     features = [f for f in features if pd.api.types.is_numeric_dtype(X[f])]
     Xf = X.loc[mask, features].apply(pd.to_numeric, errors="coerce")
-    Xf = Xf.fillna(Xf.median()).to_numpy(dtype=float)
+    Xf = Xf.fillna(Xf.median()).to_numpy(dtype=np.float32)
     y = labels[mask]
+    fit = stratified_sample(y, sample or len(y), random_state)
     ks = sorted(int(k) for k in np.unique(y))
-    leaf = max(5, int(min_leaf_share * len(y)))
+    leaf = max(5, int(min_leaf_share * len(fit)))
     proba = np.zeros((len(y), len(ks)))
     per_persona: dict[int, list[dict]] = {}
     depth = 0
@@ -180,11 +211,17 @@ def surrogate_rules(
         target = y == k
         tree = DecisionTreeClassifier(
             max_depth=max_depth, min_samples_leaf=leaf, random_state=random_state
-        ).fit(Xf, target)
+        ).fit(Xf[fit], target[fit])
         depth = max(depth, int(tree.get_depth()))
         pos = list(tree.classes_).index(True) if True in tree.classes_ else None
         proba[:, j] = tree.predict_proba(Xf)[:, pos] if pos is not None else 0.0
-        per_persona[k] = _leaf_rules(tree, features, int(target.sum()), names)
+        node = tree.apply(Xf)  # recount every leaf on all profiled customers
+        n_nodes = tree.tree_.node_count
+        counts = (
+            np.bincount(node, minlength=n_nodes),
+            np.bincount(node, weights=target, minlength=n_nodes),
+        )
+        per_persona[k] = _leaf_rules(tree, features, int(target.sum()), names, counts)
     placed = np.asarray(ks)[proba.argmax(axis=1)]
     fidelity = float((placed == y).mean())
     per_fid = {k: float((placed[y == k] == k).mean()) for k in ks}
@@ -196,8 +233,13 @@ def _leaf_rules(
     features: list[str],
     members: int,
     names: dict[str, str] | None = None,
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[dict]:
-    """Leaves where the persona is the majority, as condition lists, best first."""
+    """Leaves where the persona is the majority, as condition lists, best first.
+
+    ``counts`` = (customers, persona members) per tree node, counted on all profiled
+    customers; without it the tree's own (training) counts are used.
+    """
     t = tree.tree_
     classes = list(tree.classes_)
     if True not in classes:
@@ -207,9 +249,12 @@ def _leaf_rules(
 
     def walk(node: int, conds: list[tuple[str, str, float]]) -> None:
         if t.children_left[node] == -1:
-            counts = t.value[node][0] * t.weighted_n_node_samples[node]
-            n = int(t.n_node_samples[node])
-            precision = float(counts[pos] / counts.sum()) if counts.sum() else 0.0
+            if counts is None:
+                both = t.value[node][0] * t.weighted_n_node_samples[node]
+                n, inside = int(t.n_node_samples[node]), float(both[pos])
+            else:
+                n, inside = int(counts[0][node]), float(counts[1][node])
+            precision = inside / n if n else 0.0
             if precision > 0.5:
                 out.append(
                     {
@@ -217,7 +262,7 @@ def _leaf_rules(
                             _cond_text(f, op, thr, names) for f, op, thr in _simplify(conds)
                         ],
                         "customers": n,
-                        "coverage": float(counts[pos] / max(members, 1)),
+                        "coverage": inside / max(members, 1),
                         "precision": precision,
                     }
                 )

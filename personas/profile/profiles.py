@@ -25,6 +25,7 @@ from personas.features.catalog import (
     lookup,
 )
 from personas.profile.explain import (
+    RULE_SAMPLE,
     Rules,
     Trait,
     cohens_d,
@@ -81,6 +82,7 @@ def build_profiles(
     rule_depth: int = 4,
     seed: int = 0,
     display: dict[str, str] | None = None,
+    rule_sample: int | None = RULE_SAMPLE,
 ) -> tuple[dict, pd.DataFrame]:
     """Profiles dict and the assignment table (customer_id, persona_id, persona_name, ...)."""
     n = len(X)
@@ -94,7 +96,13 @@ def build_profiles(
     names_map = display or {}  # share column -> the data's category / channel name
     tr = traits(X, labels, num_cols, top=6, names=names_map)
     rules = surrogate_rules(
-        X, labels, features, max_depth=rule_depth, random_state=seed, names=names_map
+        X,
+        labels,
+        features,
+        max_depth=rule_depth,
+        random_state=seed,
+        names=names_map,
+        sample=rule_sample,
     )
     prof = labels >= 0
     tamed = effect_scale(num[prof])
@@ -167,7 +175,12 @@ def build_profiles(
             for c in num_cols
         },
         "model": model,
-        "rules": {"fidelity": _r(rules.fidelity), "depth": rules.depth, "max_depth": rule_depth},
+        "rules": {
+            "fidelity": _r(rules.fidelity),
+            "depth": rules.depth,
+            "max_depth": rule_depth,
+            "fitted_on": int(min(rule_sample or n, (labels >= 0).sum())),
+        },
         "personas": personas,
         "groups": groups,
     }
