@@ -121,7 +121,8 @@ def main() -> None:
             print(
                 f"round {i}: ours {r['seconds']:.1f} s (steal {r['steal']:.0%}), floor "
                 f"{f['seconds']:.1f} s (steal {f['steal']:.0%}): ours / floor "
-                f"{r['seconds'] / f['seconds']:.2f}x; 1M rows/s needs a floor of "
+                f"{r['seconds'] / f['seconds']:.2f}x, in CPU-s {r['cpu'] / f['cpu']:.2f}x; "
+                f"1M rows/s needs a floor of "
                 f"{r['rows'] / 1e6 / (r['seconds'] / f['seconds']):.1f} s at this ratio"
             )
     if "detail" in results[0]:
