@@ -41,6 +41,16 @@ class FeaturesConfig(_Strict):
         description="CLV time: calendar days, or days the business trades (auto: trading "
         "when a weekday is regularly closed)",
     )
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb",
+        description="where the feature SQL runs: DuckDB on this machine, or Spark for data "
+        "beyond one machine (needs the personas[spark] extra and Java 17)",
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark master URL of engine: spark, e.g. spark://host:7077 (ignored when "
+        "a Spark session is already active, as under spark-submit)",
+    )
 
 
 class SegmentationConfig(_Strict):

@@ -187,6 +187,7 @@ def discover(
         features=str(features_path),
         as_of=catalog.get("as_of"),
         data_fingerprint=catalog.get("lake_fingerprint"),
+        lake_versions=catalog.get("lake_versions"),
     )
     try:
         out = fit_personas(X, catalog, config, previous, progress, load_activity(features_path))

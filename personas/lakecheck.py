@@ -1,13 +1,15 @@
-"""Is the lake on disk what its manifest says? Truncated, deleted or corrupt files, found early.
+"""Is the lake on disk what its Delta logs say? Truncated, deleted or corrupt files, found early.
 
 A lake file damaged after its batch committed (a disk fault, a copy cut short, a hand-deleted
 partition) used to surface as DuckDB's "No magic bytes found" three steps later, while
-``personas status`` still showed normal counts. :func:`verify` compares every committed file
-with the manifest and says, for each damaged one, its table and partition and how to recover:
-forget the batch (``personas lake forget``) and ingest its sources again, which the manifest
-names. The cheap check (existence, size, Parquet magic bytes and footer length) reads 12 bytes a
-file and runs before features and in ``status``; the full one also parses every footer, reads
-every row group and compares the row counts with the manifest's accounting.
+``personas status`` still showed normal counts. :func:`verify` compares every file the tables'
+current snapshot references with what the Delta log records (its size) and says, for each
+damaged one, its table and partition and how to recover: forget the batch (``personas lake
+forget``, a Delta commit removing its files) and ingest its sources again, which the batch's
+commit metadata names. The cheap check (existence, size, Parquet magic bytes and footer length)
+reads 12 bytes a file and runs before features and in ``status``; the full one also parses every
+footer, reads every row group and compares the rows of each batch and table with the rows the
+ingest recorded in its commit metadata.
 """
 
 from __future__ import annotations
@@ -46,21 +48,43 @@ def verify(lake: Lake, full: bool = False) -> list[Problem]:
     """Every problem found, in commit order (an empty list: the lake is intact).
 
     ``full`` also reads each file through pyarrow (footer and every row group) and checks the
-    rows of each batch and table against the accounting the manifest recorded.
+    rows of each batch and table against the rows its commit metadata records.
     """
-    problems: list[Problem] = []
-    for b in lake.batches():
-        bad_before = len(problems)
-        for table, rels in b.files.items():
-            for rel in rels:
-                what = _cheap(lake.root / rel, b.sizes.get(rel))
-                if what is None and full:
-                    what = _deep(lake.root / rel)
-                if what:
-                    problems.append(Problem(b.batch_id, table, rel, what))
-        if full and len(problems) == bad_before:
-            problems.extend(_counts(lake, b))
+    batches = lake.batches()
+    owner = {rel: b.batch_id for b in batches for rels in b.files.values() for rel in rels}
+    found: dict[str, list[Problem]] = {}
+    on_disk: dict[tuple[str, str], int] = {}  # (batch, table) -> rows in its files
+    for table, version in lake.snapshot().items():
+        for rel, size, _ in lake.entries(table, version):
+            batch_id = owner.get(rel) or _batch_of(rel)
+            what = _cheap(lake.root / rel, size)
+            if what is None and full:
+                what = _deep(lake.root / rel)
+                if what is None:
+                    key = (batch_id, table)
+                    on_disk[key] = on_disk.get(key, 0) + _rows(lake.root / rel)
+            if what:
+                found.setdefault(batch_id, []).append(Problem(batch_id, table, rel, what))
+    problems = []
+    for b in batches:
+        problems.extend(found.pop(b.batch_id, []))
+        if full and not any(p.batch_id == b.batch_id for p in problems):
+            problems.extend(_counts(b, on_disk))
+    for rest in found.values():  # files of no known batch (a forget cut short)
+        problems.extend(rest)
     return problems
+
+
+def _batch_of(rel: str) -> str:
+    """The batch id in a lake file's name (``part-<batch id>[-n].parquet``)."""
+    stem = Path(rel).name.removeprefix("part-").removesuffix(".parquet")
+    return "-".join(stem.split("-")[:2])
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _cheap(path: Path, size: int | None) -> str | None:
@@ -97,27 +121,23 @@ def _deep(path: Path) -> str | None:
     return None
 
 
-def _counts(lake: Lake, b: Batch) -> list[Problem]:
-    """Rows in the batch's files per table against the manifest's accepted (and quarantined)."""
-    import pyarrow.parquet as pq
-
-    want: dict[str, int] = {}
-    for s in b.sources:
-        for key, o in s.outputs.items():
-            t = key.split("#")[0]
-            want[t] = want.get(t, 0) + o.get("accepted", 0)
-            want[QUARANTINE] = (
-                want.get(QUARANTINE, 0) + o.get("quarantined", 0) + o.get("duplicates", 0)
-            )
+def _counts(b: Batch, on_disk: dict[tuple[str, str], int]) -> list[Problem]:
+    """Rows in the batch's files per table against its commit metadata (the rows the ingest
+    wrote; for a migrated batch, its accepted and quarantined rows)."""
+    want: dict[str, int] = {t: w["rows"] for t, w in b.written.items() if "rows" in w}
+    if not want:
+        for s in b.sources:
+            for key, o in s.outputs.items():
+                t = key.split("#")[0]
+                want[t] = want.get(t, 0) + o.get("accepted", 0)
+                q = o.get("quarantined", 0) + o.get("duplicates", 0)
+                want[QUARANTINE] = want.get(QUARANTINE, 0) + q
     out = []
     for table, n in sorted(want.items()):
-        have = sum(
-            pq.ParquetFile(lake.root / rel).metadata.num_rows for rel in b.files.get(table, [])
-        )
+        have = on_disk.get((b.batch_id, table), 0)
         if have != n:
-            out.append(
-                Problem(b.batch_id, table, "", f"{have:,} rows on disk, the manifest says {n:,}")
-            )
+            what = f"{have:,} rows on disk, its commit records {n:,}"
+            out.append(Problem(b.batch_id, table, "", what))
     return out
 
 
@@ -126,10 +146,13 @@ def recovery(lake: Lake, problems: list[Problem]) -> list[str]:
     by_id = {b.batch_id: b for b in lake.batches()}
     out = []
     for batch_id in dict.fromkeys(p.batch_id for p in problems):
-        b = by_id[batch_id]
+        b = by_id.get(batch_id)
+        if b is None:  # files of a forgotten batch: finish the forget
+            out.append(f"personas lake forget {batch_id} --lake {shlex.quote(str(lake.root))}")
+            continue
         paths = " ".join(shlex.quote(s.path) for s in b.sources)
         mapping = shlex.quote(b.mapping)
-        if b.mapping not in shipped_mappings():  # the manifest keeps the name:, not the file
+        if b.mapping not in shipped_mappings():  # the commit keeps the name:, not the file
             mapping = f"<the YAML with name: {b.mapping}>"
         out.append(
             f"personas lake forget {batch_id} --lake {shlex.quote(str(lake.root))} && "

@@ -190,10 +190,29 @@ def ingest(
     help="Use data before this date (default: day after the last transaction).",
 )
 @click.option("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB.")
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default=None,
+    help="Where the SQL runs (default: the config's features.engine, duckdb).",
+)
+@click.option("--spark-master", default=None, help="Spark master URL (default: local[2]).")
+@click.option(
+    "--lake-versions",
+    default=None,
+    help="Read these Delta table versions, e.g. transactions=3,customers=1 (a run's "
+    "lake_versions: the same features again); default: the lake as it is now.",
+)
 @workspace_opt
 @config_opt
 def features(
-    as_of: object, memory_limit: str | None, workspace: str | None, config_path: str | None
+    as_of: object,
+    memory_limit: str | None,
+    engine: str | None,
+    spark_master: str | None,
+    lake_versions: str | None,
+    workspace: str | None,
+    config_path: str | None,
 ) -> None:
     """Compute per-customer features as of a date into <workspace>/features/."""
     from personas.features.build import build_features
@@ -207,6 +226,9 @@ def features(
         clv=cfg.features.clv,
         clv_holdout=cfg.features.clv_holdout,
         clv_clock=cfg.features.clv_clock,
+        versions=_versions(lake_versions),
+        engine=engine or cfg.features.engine,
+        spark_master=spark_master or cfg.features.spark_master,
     )
     click.echo(
         f"{fs.customers:,} customers x {len(fs.columns)} features as of {fs.as_of} "
@@ -412,19 +434,30 @@ def status(workspace: str | None, config_path: str | None) -> None:
     """Show what the lake holds and which run is published (damaged lake files first)."""
     from personas.lake import Lake
     from personas.lakecheck import verify
-    from personas.runs import published_run
+    from personas.runs import RUN_INFO, published_run, read_json
 
     cfg = _cfg(config_path, workspace)
     lake = Lake(cfg.lake_dir)
     batches = lake.batches()
     click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
     problems = verify(lake)
+    versions = lake.snapshot()
     if problems:
         _report_problems(lake, problems)
     else:
         for t, n in lake.counts().items():
-            click.echo(f"  {t:<13} {n:>12,} rows")
-    click.echo(f"published: {published_run(cfg.published_dir) or 'nothing yet'}")
+            v = f"Delta version {versions[t]}" if t in versions else "no table yet"
+            click.echo(f"  {t:<13} {n:>12,} rows  ({v})")
+        if "quarantine" in versions:
+            q = versions["quarantine"]
+            click.echo(f"  {'quarantine':<13} {'':>12}       (Delta version {q})")
+    run = published_run(cfg.published_dir)
+    click.echo(f"published: {run or 'nothing yet'}")
+    info = Path(run) / RUN_INFO if run else None
+    read = read_json(info).get("lake_versions") if info and info.exists() else None
+    if read:
+        pins = ",".join(f"{t}={v}" for t, v in sorted(read.items()))
+        click.echo(f"  read lake versions {pins} (personas features --lake-versions {pins})")
     if problems:
         sys.exit(1)
 
@@ -444,7 +477,7 @@ def _report_problems(lake: object, problems: list) -> None:
 
 @main.group(cls=_Group)
 def lake() -> None:
-    """Check the lake's files against its manifest, and forget a damaged batch."""
+    """Lake maintenance: the Delta tables under <workspace>/lake (verify, forget, migrate)."""
 
 
 lake_opt = click.option(
@@ -458,7 +491,9 @@ lake_opt = click.option(
 
 @lake.command()
 @click.option(
-    "--full", is_flag=True, help="Also read every file and compare row counts with the manifest."
+    "--full",
+    is_flag=True,
+    help="Also read every file and compare rows per batch with the commit metadata.",
 )
 @lake_opt
 @workspace_opt
@@ -471,12 +506,12 @@ def verify(
     from personas.lakecheck import verify as run
 
     lk = Lake(Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir)
-    files = sum(len(fs) for b in lk.batches() for fs in b.files.values())
     problems = run(lk, full=full)
+    files = sum(len(lk.files(t)) for t in lk.snapshot())
     if problems:
         _report_problems(lk, problems)
         sys.exit(1)
-    how = "read in full, row counts match the manifest" if full else "present, sizes and magic ok"
+    how = "read in full, rows match the commits" if full else "present, sizes and magic ok"
     click.echo(f"lake {lk.root}: {files} file(s) in {len(lk.batches())} batch(es), {how}")
 
 
@@ -488,12 +523,46 @@ def verify(
 def forget(
     batch_id: str, lake_path: str | None, workspace: str | None, config_path: str | None
 ) -> None:
-    """Remove BATCH_ID (manifest entry, then files) so its sources can be ingested again."""
+    """Remove BATCH_ID (a Delta commit per table removing its files) so its sources can be
+    ingested again."""
     from personas.lake import Lake
 
     lk = Lake(Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir)
     b = lk.forget(batch_id)
     click.echo(f"forgot batch {batch_id}: {len(b.sources)} source(s) may now be ingested again")
+
+
+def _versions(text: str | None) -> dict[str, int] | None:
+    """``transactions=3,customers=1`` -> {"transactions": 3, "customers": 1}."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        t, _, v = part.partition("=")
+        if not v.strip().isdigit():
+            raise click.BadParameter(f"--lake-versions {text!r}: expected table=version,...")
+        out[t.strip()] = int(v)
+    return out
+
+
+@lake.command("migrate")
+@lake_opt
+@workspace_opt
+@config_opt
+def lake_migrate(lake_path: str | None, workspace: str | None, config_path: str | None) -> None:
+    """Convert a lake of the earlier layout (Parquet + _manifest/) into Delta tables, in place.
+
+    The data files stay; every old batch becomes one Delta commit per table. Restartable.
+    """
+    from personas.lake_migrate import migrate
+
+    root = Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir
+    r = migrate(root)
+    pins = ", ".join(f"{t} {v}" for t, v in r.versions.items())
+    click.echo(
+        f"migrated {r.batches} batch(es), {r.files} file(s), {r.commits} Delta commit(s) "
+        f"in {root}; table versions: {pins}"
+    )
 
 
 def _k(k: str | None) -> object:

@@ -86,6 +86,8 @@ def features_task(
     clv: bool,
     clv_holdout: float = 0.25,
     clv_clock: str = "auto",
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> str:
     from personas.features.build import build_features
 
@@ -98,6 +100,8 @@ def features_task(
         clv=clv,
         clv_holdout=clv_holdout,
         clv_clock=clv_clock,
+        engine=engine,
+        spark_master=spark_master,
     )
     get_run_logger().info(
         "features as of %s: %d customers x %d features in %.1f s -> %s",
@@ -179,6 +183,8 @@ def build_features_flow(
     clv: bool = True,
     clv_holdout: float = 0.25,
     clv_clock: str = "auto",
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> str:
     """Per-customer features as of a date (default: the day after the last transaction)."""
     return features_task(
@@ -190,6 +196,8 @@ def build_features_flow(
         clv,
         clv_holdout,
         clv_clock,
+        engine,
+        spark_master,
     )
 
 
@@ -273,6 +281,8 @@ def refresh(
         f.clv,
         f.clv_holdout,
         f.clv_clock,
+        f.engine,
+        f.spark_master,
     )
     run_dir = discover_personas_flow(
         features_path,

@@ -166,18 +166,42 @@ def build_features(
     clv: bool = True,
     clv_holdout: float = 0.25,
     clv_clock: str = "auto",
+    versions: dict[str, int] | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> FeatureSet:
     """Compute features as of ``as_of`` (default: the day after the last transaction).
 
     ``clv_holdout`` is the share of the history (its end) held out to choose the CLV model,
     ``clv_clock`` how time is counted ("auto", "calendar", "trading"); see
-    :mod:`personas.features.btyd.selection`.
+    :mod:`personas.features.btyd.selection`. ``versions`` pins the lake's tables to Delta
+    versions (a run's ``lake_versions``: the same features again); by default the lake's
+    current snapshot, which the catalog records. ``engine="spark"`` runs the same SQL on Spark
+    (:mod:`personas.features.spark`) at ``spark_master``.
     """
+    if engine == "spark":
+        from personas.features.spark import build_features_spark
+
+        return build_features_spark(
+            lake,
+            as_of,
+            out_root,
+            clv=clv,
+            clv_holdout=clv_holdout,
+            clv_clock=clv_clock,
+            versions=versions,
+            master=spark_master,
+        )
+    if engine != "duckdb":
+        from personas.errors import ConfigError
+
+        raise ConfigError(f"features engine {engine!r}: expected 'duckdb' or 'spark'")
     t0 = time.perf_counter()
     lake = lake if isinstance(lake, Lake) else Lake(lake)
     require_intact(lake)  # a damaged file: one line with the recovery, not DuckDB's traceback
-    con = lake.connect(memory_limit=memory_limit, threads=threads)
-    tables = set(lake.tables())
+    versions = lake.snapshot() if versions is None else dict(versions)
+    con = lake.connect(memory_limit=memory_limit, threads=threads, versions=versions)
+    tables = set(lake.tables(versions))
     if "transactions" not in tables and not ("customers" in tables and attribute_features(con)):
         from personas.errors import NotEnoughDataError
 
@@ -211,7 +235,7 @@ def build_features(
         n = con.execute(
             f"SELECT count(*) FROM read_parquet('{quote(tmp)}', hive_partitioning = false)"
         ).fetchone()[0]
-        cat = catalog_json(ctx, columns, n, lake)
+        cat = catalog_json(ctx, columns, n, lake, versions) | {"engine": "duckdb"}
         if clv:
             cat["clv"] = clv_report
         cat_tmp = out_dir / ".catalog.tmp.json"
@@ -323,7 +347,9 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
     raise NotEnoughDataError("no transactions or events in the lake to date the features by")
 
 
-def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
+def catalog_json(
+    ctx: Context, columns: list[str], n: int, lake: Lake, versions: dict[str, int] | None = None
+) -> dict:
     feats = []
     for c in columns:
         try:
@@ -373,7 +399,8 @@ def catalog_json(ctx: Context, columns: list[str], n: int, lake: Lake) -> dict:
         "basis": basis,
         "customers": n,
         "tables": sorted(ctx.tables),
-        "lake_fingerprint": lake.fingerprint(),
+        "lake_fingerprint": lake.fingerprint(versions),
+        "lake_versions": versions if versions is not None else lake.snapshot(),
         "categories": ctx.categories,
         "channels": ctx.channels,
         "view_categories": ctx.view_categories,

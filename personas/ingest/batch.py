@@ -17,7 +17,7 @@ The work runs in DuckDB and pyarrow in three passes, with memory bounded by ``me
    :mod:`personas.ingest.dedupe`);
 3. write rejected rows into quarantine, then accepted rows into Hive partitions (pyarrow, a
    few writer threads, each deleting a stage piece once written; :mod:`personas.ingest.write`),
-   then commit through the manifest (:meth:`personas.lake.Lake.commit`).
+   then commit, one Delta commit per table (:meth:`personas.lake.Lake.commit`).
 
 This module plans the batch, runs the passes and does the accounting; what they share is a
 :class:`personas.ingest.context.Context`. Where the time goes, and the choices it led to, is
@@ -185,6 +185,7 @@ def ingest(
                 sources=records,
                 files={},
                 seconds=round(time.perf_counter() - t0, 3),
+                written=ctx.written,
             )
             lake.commit(batch, files_out)
         except BaseException as e:

@@ -58,6 +58,7 @@ class Context:
     datasets: dict[str, object] = field(default_factory=dict)  # registered stage views
     #: table -> (input, output) -> canonical columns compared, for outputs with dedupe: key:
     dedupe_keys: dict[str, dict[tuple[int, int], tuple[str, ...]]] = field(default_factory=dict)
+    written: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> rows, checksum
 
     def piece_path(self, pid: int) -> Path:
         """The staged Arrow piece ``pid``."""

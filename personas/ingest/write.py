@@ -102,6 +102,10 @@ def write_lake(
     if quarantined:
         written[lake_mod.QUARANTINE] = quarantined
     for w in workers:
+        for table, (n, total) in w.written.items():
+            have = ctx.written.setdefault(table, {"rows": 0, "checksum": 0})
+            have["rows"] += n
+            have["checksum"] += total
         for table, path in w.files:
             rel = path.relative_to(ctx.stage / "out")
             written.setdefault(table, []).append((path, str(rel)))
@@ -121,6 +125,7 @@ class _LakeWriter:
         self.files: list[tuple[str, Path]] = []
         self.buffered = 0
         self.repeated: dict[str, tuple[str, pa.Array]] = {}
+        self.written: dict[str, list[int]] = {}  # table -> [rows, sum of source_row]
         ts = int(ctx.now.timestamp() * 1_000_000)
         self.ingested_at = pa.scalar(ts, pa.timestamp("us", tz="UTC"))
 
@@ -174,6 +179,10 @@ class _LakeWriter:
             pa.repeat(self.ingested_at, n),
             self._same(self.ctx.batch_id, n, "batch_id"),
         ]
+        # the rows and checksum the commit records, counted here, independently of any reader
+        tally = self.written.setdefault(table, [0, 0])
+        tally[0] += n
+        tally[1] += pc.sum(cols[-3]).as_py() or 0
         return pa.Table.from_arrays(cols, schema=target)
 
     def _same(self, value: str, n: int, column: str) -> pa.Array:
@@ -346,7 +355,10 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: Context) -> list[tupl
     qpath = ctx.stage / "out" / lake_mod.QUARANTINE / f"part-{ctx.batch_id}.parquet"
     qpath.parent.mkdir(parents=True, exist_ok=True)
     n = con.execute(f"COPY ({qsql}) TO '{quote(qpath)}' (FORMAT parquet, COMPRESSION zstd)")
-    if n.fetchone()[0]:
+    rows = n.fetchone()[0]
+    if rows:
+        total = pq.read_table(qpath, columns=["source_row"])["source_row"]
+        ctx.written[lake_mod.QUARANTINE] = {"rows": rows, "checksum": pc.sum(total).as_py() or 0}
         return [(qpath, f"{lake_mod.QUARANTINE}/part-{ctx.batch_id}.parquet")]
     qpath.unlink(missing_ok=True)
     return []

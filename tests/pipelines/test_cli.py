@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from personas.lake import Lake
 from pipelines.cli import main
 
 COMMANDS = [
@@ -22,6 +23,7 @@ COMMANDS = [
     "assign",
     "serve",
     "status",
+    "lake",
 ]
 
 
@@ -45,9 +47,7 @@ def test_bad_input_is_one_clear_message_without_traceback(tmp_path: Path) -> Non
     assert res.exit_code == 2
     assert res.output.startswith("error: ") or "error: " in res.output
     assert "orders.csv" in res.output and "Traceback" not in res.output
-    assert not (tmp_path / "lake" / "_manifest").exists() or not list(
-        (tmp_path / "lake" / "_manifest").glob("*.json")
-    )
+    assert not Lake(tmp_path / "lake").exists()
 
 
 def test_missing_mapping_names_the_shipped_ones(tmp_path: Path) -> None:
