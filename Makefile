@@ -14,12 +14,12 @@ setup:  ## create .venv exactly from uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 		$(PYTHON) -m pip install --quiet "uv>=0.5" || \
 		$(PYTHON) -m pip install --quiet --user --break-system-packages "uv>=0.5"
-	UV_COMPILE_BYTECODE=1 $(UV) sync --locked
+	UV_COMPILE_BYTECODE=1 $(UV) sync --locked --extra spark
 
 demo: setup  ## generate the synthetic retailer and run the refresh flow end to end
 	$(UV) run personas demo
 
-system-deps:  ## Debian packages the tests need (Chromium, PostgreSQL); installs them as root
+system-deps:  ## Debian packages the tests need (Chromium, PostgreSQL, Java 17 for Spark); as root
 	@scripts/system-deps.sh
 
 test: setup system-deps  ## run the whole test suite

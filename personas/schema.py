@@ -55,7 +55,10 @@ LINEAGE = (
         required=True,
     ),
     Field(
-        "batch_id", pa.string(), "ingest batch (manifest entry) that wrote the row", required=True
+        "batch_id",
+        pa.string(),
+        "ingest batch (one Delta commit per table) that wrote the row",
+        required=True,
     ),
 )
 
@@ -232,7 +235,7 @@ RULES: dict[str, str] = {
     "duplicate": "an exact duplicate (all canonical columns equal) of a row kept earlier in "
     "the batch or already in the lake",
 }
-# Flagging rules: the row is kept and counted in the manifest.
+# Flagging rules: the row is kept and counted in the batch record.
 FLAGS: dict[str, str] = {
     "cancellation": "transactions: order_id starts with the cancellation prefix; quantity and "
     "amount are made negative",
@@ -305,10 +308,13 @@ def render_markdown() -> str:
         "Personal data (names, e-mails, phones, addresses) never enters the lake in clear: a "
         "mapping drops it or replaces it with a salted hash.",
         "",
-        "Layout: `<lake>/<table>/year=YYYY/month=M/part-<batch>-<i>.parquet` (Hive partitions by "
-        "the table's time column; `customers` is not partitioned), `<lake>/quarantine/`, and "
-        "`<lake>/_manifest/<batch>.json`, one entry per committed ingest. Readers take their file "
-        "lists from the manifest only, so a killed ingest is never half visible.",
+        "Layout: every table, and `quarantine`, is a Delta Lake table: "
+        "`<lake>/<table>/_delta_log/` and `<lake>/<table>/year=YYYY/month=M/part-<batch>-<i>"
+        ".parquet` (partitioned by `year` and `month` of the table's time column, values in the "
+        "path only; `customers` and `quarantine` are not partitioned). Each ingest is one Delta "
+        "commit per table it touches, carrying the batch record (below) as commit metadata. A "
+        "batch counts once every table it names holds its commit, so personas' readers never "
+        "see half an ingest.",
         "",
     ]
 
@@ -336,7 +342,7 @@ def render_markdown() -> str:
     table("Lineage columns (every table)", LINEAGE, None)
     out.extend(
         [
-            "`ingested_at`/`batch_id` say which manifest entry wrote a row; `source`/`source_row` "
+            "`ingested_at`/`batch_id` say which ingest wrote a row; `source`/`source_row` "
             "find it again in the original file.",
             "",
         ]
@@ -346,7 +352,7 @@ def render_markdown() -> str:
         "Every input row ends in exactly one place: a canonical table (accepted), "
         "`quarantine` with the rule that rejected it, or `quarantine` as a duplicate. "
         "**rows in = accepted + quarantined + duplicates** is checked for every source "
-        "before a batch commits, and recorded in the manifest with per-rule counts.",
+        "before a batch commits, and recorded in its commits with per-rule counts.",
         "",
         "## Rules",
         "",
@@ -385,14 +391,23 @@ def render_markdown() -> str:
         "line amounts, plus a `checkout` event's `spend` property where a source has no order "
         "lines). A customer counts once per campaign, with the first contact.",
         "",
-        "## Manifest entry",
+        "## Batch record (Delta commit metadata)",
         "",
-        "One JSON file per committed batch: `batch_id`, `committed_at`, `mapping`, "
+        "Every Delta commit of an ingest has, in its `commitInfo`: `personas.batch_id`, "
+        "`personas.tables` (the tables the batch commits to, comma-separated), "
+        "`personas.rows` and `personas.checksum` (rows written to this table and the sum of "
+        "their `source_row`, counted by the writer) and `personas.batch`, the batch record as "
+        "JSON: `batch_id`, `committed_at`, `mapping`, "
         "`mapping_hash`, `schema_version`, `seconds`, the data files it added per table, "
+        "`written` (rows and checksum per table), `sizes` (bytes of each file as written), "
         "and per source: `source`, `path`, `fingerprint` (sha256 of the file's bytes, or of "
         "a query's result), `bytes`, `rows_in`, `accepted`, `quarantined`, `duplicates`, "
         "`rules` (count per rule), `flags` (count per flag among accepted rows), `outputs` "
         "(the same counts per output table) and `seconds`.",
+        "",
+        "`personas lake forget <batch>` makes one Delta commit per table the batch touched, "
+        "with `personas.forget` (the batch id) in its `commitInfo` and a `remove` action for "
+        "each of the batch's files; from the first such commit on the batch no longer counts.",
         "",
     ]
     return "\n".join(out)

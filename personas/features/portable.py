@@ -8,16 +8,40 @@ strict: a construct the target cannot express raises instead of producing a wron
 from __future__ import annotations
 
 import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from personas.features.sql import Context, feature_query
 
 
-def feature_sql(ctx: Context, dialect: str = "duckdb") -> str:
-    """The feature query for ``dialect`` (any sqlglot dialect name)."""
-    sql, _ = feature_query(ctx)
+def feature_sql(
+    ctx: Context, dialect: str = "duckdb", extra: list[tuple[str, list[str]]] | None = None
+) -> str:
+    """The feature query for ``dialect`` (any sqlglot dialect name).
+
+    ``extra`` adds relations with more per-customer columns (the CLV scores), as in
+    :func:`personas.features.sql.feature_plan`.
+    """
+    sql, _ = feature_query(ctx, extra)
+    return transpile(sql, dialect)
+
+
+def transpile(sql: str, dialect: str) -> str:
+    """``sql`` (DuckDB's dialect) in ``dialect``; strict.
+
+    For Spark, decimal literals (``1.0``) become doubles: DuckDB reads them as doubles in
+    arithmetic with doubles, Spark as DECIMAL, whose fixed scale would round ratios such as
+    ``count(*) * 1.0 / n`` to a few digits.
+    """
     if dialect == "duckdb":
         return sql
-    return sqlglot.transpile(
-        sql, read="duckdb", write=dialect, unsupported_level=ErrorLevel.RAISE, pretty=True
-    )[0]
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    if dialect == "spark":
+        tree = tree.transform(_double_literal)
+    return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE, pretty=True)
+
+
+def _double_literal(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Literal) and not node.is_string and "." in node.this:
+        return exp.cast(node.copy(), "DOUBLE")
+    return node

@@ -264,9 +264,11 @@ def feature_plan(
     return steps, sql, [*columns, "lifecycle", *vcols]
 
 
-def feature_query(ctx: Context) -> tuple[str, list[str]]:
+def feature_query(
+    ctx: Context, extra: list[tuple[str, list[str]]] | None = None
+) -> tuple[str, list[str]]:
     """The whole computation as one query (steps inlined as CTEs): portable to other engines."""
-    steps, sql, columns = feature_plan(ctx)
+    steps, sql, columns = feature_plan(ctx, extra)
     if steps:
         inlined = ",\n".join(f"{name} AS ({body})" for name, body in steps)
         sql = f"WITH {inlined},\n{sql.removeprefix('WITH ')}"

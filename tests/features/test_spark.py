@@ -1,0 +1,53 @@
+"""``features --engine spark``: the same SQL on Spark gives DuckDB's features, customer by customer.
+
+Needs PySpark (the ``spark`` extra) and Java 17 (``scripts/system-deps.sh`` installs it); one
+local[2] Spark session is shared by the module and stopped at its end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personas.features.build import build_features, load_catalog, load_features
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    if shutil.which("java") is None:
+        pytest.fail("Spark needs Java 17: run scripts/system-deps.sh (Debian openjdk-17)")
+    from personas.features.spark import spark_session
+
+    session = spark_session("local[2]", app="personas-tests")
+    yield session
+    session.stop()
+
+
+def _assert_same(a, b) -> None:
+    assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if x.dtype.kind in "fiO" and y.dtype.kind in "fi":  # DuckDB keeps 1.0/0.0 as decimals
+            xf, yf = x.astype(float).to_numpy(), y.astype(float).to_numpy()
+            assert np.array_equal(np.isnan(xf), np.isnan(yf)), c
+            assert np.allclose(xf, yf, rtol=1e-9, atol=1e-12, equal_nan=True), c
+        else:
+            assert x.fillna("<na>").astype(str).equals(y.fillna("<na>").astype(str)), c
+
+
+def test_spark_features_equal_duckdb_features(spark, demo_lake: Path, tmp_path: Path) -> None:
+    duck = build_features(demo_lake, None, tmp_path / "duckdb")
+    on_spark = build_features(demo_lake, None, tmp_path / "spark", engine="spark")
+    assert on_spark.as_of == duck.as_of and on_spark.columns == duck.columns
+    a, b = load_features(duck.path), load_features(on_spark.path)
+    assert len(a) == 3000 and {"clv_12m", "p_alive", "value_economic"} <= set(a.columns)
+    _assert_same(a, b)
+    ca, cb = load_catalog(duck.path), load_catalog(on_spark.path)
+    assert cb["engine"] == "spark" and cb["lake_versions"] == ca["lake_versions"]
+    assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
