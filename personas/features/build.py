@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
 from personas.features.kpis import monthly_activity
+from personas.features.result import FeatureSet, catalog_json
 from personas.features.sql import (
     DAY_STEPS,
     DAYS,
@@ -54,18 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLV = "_personas_clv"  # the CLV scores, joined into the features by name
-
-
-@dataclass
-class FeatureSet:
-    """Where a feature build wrote its output and what it holds."""
-
-    path: Path
-    catalog_path: Path
-    as_of: date
-    columns: list[str]
-    customers: int
-    seconds: float
 
 
 def compute(
@@ -345,67 +333,6 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> date:
     from personas.errors import NotEnoughDataError
 
     raise NotEnoughDataError("no transactions or events in the lake to date the features by")
-
-
-def catalog_json(
-    ctx: Context, columns: list[str], n: int, lake: Lake, versions: dict[str, int] | None = None
-) -> dict:
-    feats = []
-    for c in columns:
-        try:
-            f = lookup(c)
-        except KeyError:
-            if c == "lifecycle":
-                feats.append(
-                    {
-                        "name": c,
-                        "group": "profile",
-                        "label": "Lifecycle stage",
-                        "definition": "prospect (no purchase), one_time or repeat",
-                        "unit": "class",
-                        "tables": ["transactions"],
-                        "segment": False,
-                        "kind": "categorical",
-                        "higher_is": "",
-                    }
-                )
-            continue
-        feats.append(
-            {
-                "name": f.name,
-                "group": f.group,
-                "label": f.label,
-                "definition": f.definition,
-                "unit": f.unit,
-                "tables": list(f.tables),
-                "segment": f.segment,
-                "kind": f.kind,
-                "higher_is": f.higher_is,
-            }
-        )
-    basis = (
-        "order lines (transactions)"
-        if "transactions" in ctx.tables
-        else "customer-level attributes of the customers table ("
-        + ", ".join(label(f) for f in ctx.attribute_features)
-        + "); the lake has no order lines"
-    )
-    for f in feats:
-        if f["name"] in ctx.attribute_features:
-            f["definition"] = "customer-level value from the source, as the mapping defines it"
-            f["tables"] = ["customers"]
-    return {
-        "as_of": ctx.as_of.isoformat(),
-        "basis": basis,
-        "customers": n,
-        "tables": sorted(ctx.tables),
-        "lake_fingerprint": lake.fingerprint(versions),
-        "lake_versions": versions if versions is not None else lake.snapshot(),
-        "categories": ctx.categories,
-        "channels": ctx.channels,
-        "view_categories": ctx.view_categories,
-        "features": feats,
-    }
 
 
 def _present(con: duckdb.DuckDBPyConnection) -> set[str]:

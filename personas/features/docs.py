@@ -19,6 +19,12 @@ One row per customer, computed as of a date D from rows with timestamps before D
 (`personas features --as-of D`). A feature whose tables are absent from the lake is left out,
 never filled with zeros. `segment` says whether the clustering uses it by default (the others
 describe personas but do not define them).
+
+The features read one snapshot of the lake: the Delta version of every table, recorded in
+`catalog.json` (`lake_versions`); `personas features --lake-versions transactions=3,...`
+computes them again from those versions. The same SQL runs on DuckDB (default) or on Spark
+(`--engine spark`, config `features.engine` and `features.spark_master`; see
+[spark.md](spark.md)).
 """
 
 

@@ -35,6 +35,7 @@ from sqlglot import exp
 
 from personas.features.clv import cohort_from_lake, score_summary, summary_from_lake
 from personas.features.portable import transpile
+from personas.features.result import FeatureSet, catalog_json
 from personas.features.sql import DAYS, feature_plan, feature_query, probe
 from personas.lake import ALL_TABLES, PARTITION_BY, Lake, table_schema
 
@@ -131,8 +132,6 @@ def build_features_spark(
     spark: Any = None,
 ) -> Any:
     """:func:`personas.features.build.build_features` on Spark (see the module)."""
-    from personas.features.build import FeatureSet, _as_date, catalog_json
-
     t0 = time.perf_counter()
     lake = lake if isinstance(lake, Lake) else Lake(lake)
     versions = lake.snapshot() if versions is None else dict(versions)
@@ -147,7 +146,9 @@ def build_features_spark(
     spark = spark or spark_session(master)
     register_lake(spark, lake, versions)
     con = SparkSQL(spark)
-    as_of = _as_date(as_of) if as_of else _default_as_of(con)
+    if isinstance(as_of, str):
+        as_of = date.fromisoformat(as_of)
+    as_of = as_of or _default_as_of(con)
     ctx = probe(con, as_of, tables)  # type: ignore[arg-type]
     report: dict[str, Any] = {}
     extra: list[tuple[str, list[str]]] = []

@@ -51,3 +51,29 @@ def test_spark_features_equal_duckdb_features(spark, demo_lake: Path, tmp_path: 
     ca, cb = load_catalog(duck.path), load_catalog(on_spark.path)
     assert cb["engine"] == "spark" and cb["lake_versions"] == ca["lake_versions"]
     assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
+
+
+def test_spark_assignment_and_aggregates_equal_local(spark, demo_lake: Path, tmp_path: Path):
+    from personas.assign import assign_frame
+    from personas.assign_spark import assign_spark, persona_aggregates
+    from personas.config import SegmentationConfig
+    from personas.discover import discover
+
+    feats = build_features(demo_lake, None, tmp_path / "features").path
+    cfg = SegmentationConfig(algorithms=("kmeans",), map_sample=300)
+    run = discover(feats, tmp_path / "runs", config=cfg, run_id="r").run_dir
+    X = load_features(feats)
+    local = assign_frame(X, run)
+    sdf = spark.read.parquet(str(feats))
+    assigned = assign_spark(sdf.repartition(3), run)  # several batches on the executors
+    got = assigned.toPandas().set_index("customer_id").reindex(local.index)
+    assert got["persona_id"].tolist() == [str(v) for v in local["persona_id"]]
+    assert got["persona_name"].tolist() == local["persona_name"].tolist()
+    assert got["profiled"].tolist() == local["profiled"].tolist()
+    assert np.allclose(got["confidence"], local["confidence"].astype(float), rtol=1e-9)
+    assert local["profiled"].any() and local["persona_id"].nunique() >= 3
+    agg = persona_aggregates(sdf, assigned).toPandas().set_index("persona_id")
+    sizes = local.groupby(local["persona_id"].astype(str)).size()
+    assert agg["customers"].to_dict() == sizes.to_dict()
+    monetary = X["monetary"].groupby(local["persona_id"].astype(str)).mean()
+    assert np.allclose(agg.loc[monetary.index, "mean_monetary"], monetary, rtol=1e-9)
