@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -67,9 +68,14 @@ def spark_session(master: str | None = None, app: str = "personas") -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    builder = SparkSession.builder.appName(app).master(master or "local[2]")
+    master = master or "local[2]"
+    builder = SparkSession.builder.appName(app).master(master)
     for k, v in SESSION_CONF.items():
         builder = builder.config(k, v)
+    if master.startswith("local") or "127.0.0.1" in master:
+        # Python workers on this machine run this interpreter (its environment has the model's
+        # packages); on a cluster, spark.pyspark.python is the cluster's to set
+        builder = builder.config("spark.pyspark.python", sys.executable)
     return builder.getOrCreate()
 
 
