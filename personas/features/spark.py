@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from datetime import date
@@ -76,6 +77,7 @@ def spark_session(master: str | None = None, app: str = "personas") -> Any:
         # Python workers on this machine run this interpreter (its environment has the model's
         # packages); on a cluster, spark.pyspark.python is the cluster's to set
         builder = builder.config("spark.pyspark.python", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # what pyspark itself reads
     return builder.getOrCreate()
 
 
