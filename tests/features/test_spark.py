@@ -70,7 +70,9 @@ def test_spark_assignment_and_aggregates_equal_local(spark, demo_lake: Path, tmp
     assert got["persona_id"].tolist() == [str(v) for v in local["persona_id"]]
     assert got["persona_name"].tolist() == local["persona_name"].tolist()
     assert got["profiled"].tolist() == local["profiled"].tolist()
-    assert np.allclose(got["confidence"], local["confidence"].astype(float), rtol=1e-9)
+    assert np.allclose(
+        got["confidence"], local["confidence"].astype(float), rtol=1e-9, equal_nan=True
+    )
     assert local["profiled"].any() and local["persona_id"].nunique() >= 3
     agg = persona_aggregates(sdf, assigned).toPandas().set_index("persona_id")
     sizes = local.groupby(local["persona_id"].astype(str)).size()
