@@ -78,4 +78,6 @@ def test_spark_assignment_and_aggregates_equal_local(spark, demo_lake: Path, tmp
     sizes = local.groupby(local["persona_id"].astype(str)).size()
     assert agg["customers"].to_dict() == sizes.to_dict()
     monetary = X["monetary"].groupby(local["persona_id"].astype(str)).mean()
-    assert np.allclose(agg.loc[monetary.index, "mean_monetary"], monetary, rtol=1e-9)
+    assert np.allclose(
+        agg.loc[monetary.index, "mean_monetary"], monetary, rtol=1e-9, equal_nan=True
+    )
