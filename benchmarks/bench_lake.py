@@ -136,7 +136,8 @@ def _writer(what: str, lake: Path) -> None:
     from deltalake import write_deltalake
 
     from personas.ingest.write import parquet_options
-    from personas.lake import Lake, delta_schema
+    from personas.lake import Lake
+    from personas.schema import delta_schema
 
     files = Lake(lake).files("transactions")
     data = pa.concat_tables(pq.read_table(f) for f in files)
@@ -151,7 +152,7 @@ def _writer(what: str, lake: Path) -> None:
     else:
         from deltalake.transaction import create_table_with_add_actions
 
-        from personas.lake import add_action
+        from personas.lake_delta import add_action
 
         rels = []
         months = pc.add(pc.multiply(pc.year(data["ts"]), 100), pc.month(data["ts"]))

@@ -35,13 +35,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from personas import schema
+from personas import lake_delta, schema
 from personas.errors import LakeError
+from personas.schema import PARTITION_BY, QUARANTINE_SCHEMA, table_schema
+from personas.schema import QUARANTINE_TABLE as QUARANTINE
 from personas.sqltext import quote
+
+__all__ = ["PARTITION_BY", "QUARANTINE", "QUARANTINE_SCHEMA", "Lake", "table_schema"]
 
 STAGING_DIR = "_staging"
 LOCK_FILE = ".lock"
-QUARANTINE = "quarantine"
 DELTA_LOG = "_delta_log"
 #: The folder of the lake layout before Delta (migrated by :func:`migrate`).
 MANIFEST_DIR = "_manifest"
@@ -53,23 +56,6 @@ META_ROWS = "personas.rows"
 META_CHECKSUM = "personas.checksum"
 #: Commit-metadata key of a ``personas lake forget`` commit (the batch id it removes).
 META_FORGET = "personas.forget"
-#: Delta partition columns of the partitioned tables (values only in the path, as Hive does).
-PARTITION_BY = ["year", "month"]
-
-#: The quarantine's columns (one table for the rejected rows and duplicates of every table).
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("table", pa.string()),
-        ("source", pa.string()),
-        ("source_row", pa.int64()),
-        ("ingested_at", pa.timestamp("us", tz="UTC")),
-        ("batch_id", pa.string()),
-        ("rule", pa.string()),
-        ("reason", pa.string()),
-        ("column", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -217,6 +203,10 @@ class Lake:
                 b = found[c.batch_id] = Batch.from_json(json.loads(c.meta[META_BATCH]))
             b.versions[c.table] = c.version
         return sorted(found.values(), key=lambda b: b.batch_id)
+
+    def forgotten(self) -> set[str]:
+        """Ids of the batches ``personas lake forget`` removed (or began to)."""
+        return {c.batch_id for c in self._commits() if c.forget}
 
     def fingerprints(self) -> dict[str, str]:
         """Content hash -> batch id of every source already ingested."""
@@ -493,27 +483,16 @@ class Lake:
 
     def _remove_batch(self, table: str, batch_id: str) -> None:
         """One Delta commit removing ``batch_id``'s files from ``table``; then delete them."""
-        from deltalake import CommitProperties, DeltaTable
-        from deltalake.transaction import RemoveAction
+        from deltalake import DeltaTable
 
-        tdir = self.root / table
+        version = DeltaTable(str(self.root / table)).version()
         mine = [
             (rel, size)
-            for rel, size, _ in self.entries(table, DeltaTable(str(tdir)).version())
+            for rel, size, _ in self.entries(table, version)
             if Path(rel).name.startswith(f"part-{batch_id}")
         ]
-        now = int(time.time() * 1000)
-        actions = [
-            RemoveAction(rel.split("/", 1)[1], True, now, size, _partition_values(rel))
-            for rel, size in mine
-        ]
-        DeltaTable(str(tdir)).create_write_transaction(
-            actions,
-            mode="append",
-            schema=delta_schema(table),
-            partition_by=PARTITION_BY if table in schema.PARTITIONED else None,
-            commit_properties=CommitProperties(custom_metadata={META_FORGET: batch_id}),
-        )
+        actions = [lake_delta.remove_action(rel, size) for rel, size in mine]
+        lake_delta.commit(self.root / table, table, actions, {META_FORGET: batch_id})
         for rel, _ in mine:
             (self.root / rel).unlink(missing_ok=True)
 
@@ -530,81 +509,19 @@ class Lake:
         return len(todo)
 
     def _commit_table(self, table: str, batch: Batch, tables: list[str]) -> int:
-        from deltalake import CommitProperties, DeltaTable
-
-        tdir = self.root / table
-        actions = [add_action(self.root, rel) for rel in batch.files.get(table, [])]
+        actions = [lake_delta.add_action(self.root, rel) for rel in batch.files.get(table, [])]
         written = batch.written.get(table, {})
-        props = CommitProperties(
-            custom_metadata={
-                META_BATCH_ID: batch.batch_id,
-                META_TABLES: ",".join(tables),
-                META_BATCH: json.dumps(batch.to_json(), sort_keys=True),
-                META_ROWS: str(written.get("rows", 0)),
-                META_CHECKSUM: str(written.get("checksum", 0)),
-            }
-        )
-        dschema = delta_schema(table)
-        parts = PARTITION_BY if table in schema.PARTITIONED else None
-        if self._is_delta(table):
-            dt = DeltaTable(str(tdir))
-            dt.create_write_transaction(
-                actions, mode="append", schema=dschema, partition_by=parts, commit_properties=props
-            )
-        else:
-            from deltalake.transaction import create_table_with_add_actions
-
-            tdir.mkdir(parents=True, exist_ok=True)
-            create_table_with_add_actions(
-                str(tdir),
-                dschema,
-                actions,
-                mode="error",
-                partition_by=parts,
-                commit_properties=props,
-            )
-        return DeltaTable(str(tdir)).version()
+        meta = {
+            META_BATCH_ID: batch.batch_id,
+            META_TABLES: ",".join(tables),
+            META_BATCH: json.dumps(batch.to_json(), sort_keys=True),
+            META_ROWS: str(written.get("rows", 0)),
+            META_CHECKSUM: str(written.get("checksum", 0)),
+        }
+        return lake_delta.commit(self.root / table, table, actions, meta)
 
 
 ALL_TABLES = (*schema.TABLES, QUARANTINE)
-
-
-def table_schema(table: str) -> pa.Schema:
-    """The Arrow schema of ``table`` as a Delta table: lineage, then the partition columns."""
-    if table == QUARANTINE:
-        return QUARANTINE_SCHEMA
-    base = schema.arrow_schema(table)
-    if table in schema.PARTITIONED:
-        base = pa.schema([*base, pa.field("year", pa.int32()), pa.field("month", pa.int32())])
-    return base
-
-
-def delta_schema(table: str) -> Any:
-    from deltalake import Schema
-
-    return Schema.from_arrow(table_schema(table).remove_metadata())
-
-
-def add_action(root: Path, rel: str) -> Any:
-    """The Delta ``add`` action of a data file already in place (``rel`` to the lake root)."""
-    import pyarrow.parquet as pq
-    from deltalake.transaction import AddAction
-
-    path = root / rel
-    inner = rel.split("/", 1)[1]
-    values = _partition_values(rel)
-    st = path.stat()
-    stats = {"numRecords": pq.ParquetFile(path).metadata.num_rows}
-    return AddAction(inner, st.st_size, values, int(st.st_mtime * 1000), True, json.dumps(stats))
-
-
-def _partition_values(rel: str) -> dict[str, str | None]:
-    """``transactions/year=2024/month=3/part-x.parquet`` -> {"year": "2024", "month": "3"}."""
-    values: dict[str, str | None] = {}
-    for piece in rel.split("/")[1:-1]:
-        k, _, v = piece.partition("=")
-        values[k] = v
-    return values
 
 
 def pause_point(name: str) -> None:

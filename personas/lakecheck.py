@@ -52,12 +52,15 @@ def verify(lake: Lake, full: bool = False) -> list[Problem]:
     """
     batches = lake.batches()
     owner = {rel: b.batch_id for b in batches for rels in b.files.values() for rel in rels}
+    forgotten = lake.forgotten()
     found: dict[str, list[Problem]] = {}
     on_disk: dict[tuple[str, str], int] = {}  # (batch, table) -> rows in its files
     for table, version in lake.snapshot().items():
         for rel, size, _ in lake.entries(table, version):
             batch_id = owner.get(rel) or _batch_of(rel)
             what = _cheap(lake.root / rel, size)
+            if rel not in owner and batch_id in forgotten:
+                what = "a file of a forgotten batch, still in the table (a forget cut short)"
             if what is None and full:
                 what = _deep(lake.root / rel)
                 if what is None:

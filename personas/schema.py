@@ -9,6 +9,7 @@ Only ``transactions`` is required; the other tables enrich personas when present
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -257,6 +258,25 @@ REQUIRED_TABLES = ("transactions",)
 
 # Tables stored in year=/month= partitions of their time column (customers are one small table).
 PARTITIONED = ("transactions", "events", "feedback")
+#: Delta partition columns of the partitioned tables (values only in the path, as Hive does).
+PARTITION_BY = ["year", "month"]
+#: The lake's table of rejected rows and duplicates (of every table).
+QUARANTINE_TABLE = "quarantine"
+
+#: The quarantine's columns (one table for the rejected rows and duplicates of every table).
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("source", pa.string()),
+        ("source_row", pa.int64()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("batch_id", pa.string()),
+        ("rule", pa.string()),
+        ("reason", pa.string()),
+        ("column", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
 
 
 def fields(table: str) -> tuple[Field, ...]:
@@ -411,6 +431,22 @@ def render_markdown() -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def table_schema(table: str) -> pa.Schema:
+    """The Arrow schema of ``table`` as a Delta table: lineage, then the partition columns."""
+    if table == QUARANTINE_TABLE:
+        return QUARANTINE_SCHEMA
+    base = arrow_schema(table)
+    if table in PARTITIONED:
+        base = pa.schema([*base, pa.field("year", pa.int32()), pa.field("month", pa.int32())])
+    return base
+
+
+def delta_schema(table: str) -> Any:
+    from deltalake import Schema
+
+    return Schema.from_arrow(table_schema(table).remove_metadata())
 
 
 def _md(s: str) -> str:

@@ -58,17 +58,14 @@ def test_truncated_file_is_named_with_partition_and_recovery(lake: Lake) -> None
     assert "--mapping online_retail" in cmd and "2011-01-04" not in cmd
 
 
-def test_older_manifest_without_sizes_still_finds_truncation(lake: Lake) -> None:
-    import json
+def test_a_shortened_file_that_still_reads_differs_from_the_log_size(lake: Lake) -> None:
+    import pyarrow.parquet as pq
 
-    for m in (lake.root / "_manifest").glob("*.json"):
-        d = json.loads(m.read_text())
-        d.pop("sizes")
-        m.write_text(json.dumps(d))
     f = _tx_file(lake, 1)
-    f.write_bytes(f.read_bytes()[:-100])
+    t = pq.read_table(f)
+    pq.write_table(t.slice(0, t.num_rows - 5), f)  # a valid Parquet file, magic intact
     (p,) = verify(lake)
-    assert "magic" in p.what and p.batch_id == lake.batches()[1].batch_id
+    assert "were written" in p.what and p.batch_id == lake.batches()[1].batch_id
 
 
 def test_deleted_file_and_corrupt_pages(lake: Lake) -> None:
@@ -86,21 +83,73 @@ def test_deleted_file_and_corrupt_pages(lake: Lake) -> None:
     assert any("cannot be read" in x.what for x in deep)
 
 
-def test_row_counts_are_checked_against_the_manifest(lake: Lake) -> None:
+def _same_size(path: Path, table: object, size: int) -> None:
+    """Write ``table`` to ``path`` padded (footer metadata) to exactly ``size`` bytes."""
+    import pyarrow.parquet as pq
+
+    pad = 0
+    for _ in range(8):
+        with pq.ParquetWriter(path, table.schema, compression="zstd") as w:  # type: ignore[attr-defined]
+            w.write_table(table)
+            w.add_key_value_metadata({"pad": "x" * pad})
+        got = path.stat().st_size
+        if got == size:
+            return
+        pad += size - got
+    raise AssertionError(f"could not pad {path} to {size} bytes")
+
+
+def test_row_counts_are_checked_against_the_commit_metadata(lake: Lake) -> None:
     import pyarrow.parquet as pq
 
     f = _tx_file(lake, 1)
     t = pq.read_table(f)
-    pq.write_table(t.slice(0, t.num_rows - 5), f)
-    b = lake.batches()[1]
-    b.sizes.clear()
-    import json
-
-    m = lake.root / "_manifest" / f"{b.batch_id}.json"
-    m.write_text(json.dumps(b.to_json()))
+    _same_size(f, t.slice(0, t.num_rows // 2), f.stat().st_size)  # the log's size still holds
     assert verify(lake) == []
     (p,) = verify(lake, full=True)
     assert p.table == "transactions" and "rows on disk" in p.what
+    assert p.batch_id == lake.batches()[1].batch_id and "its commit records" in p.what
+
+
+def test_forget_is_a_delta_commit_and_the_batch_can_come_back(lake: Lake) -> None:
+    from deltalake import DeltaTable
+
+    from personas.ingest.batch import ingest
+    from personas.lake import META_FORGET
+
+    before, snap = lake.counts(), lake.snapshot()
+    first = lake.batches()[0]
+    rows = {t: DeltaTable(str(lake.root / t)).count() for t in snap}
+    lake.forget(first.batch_id)
+    after = lake.snapshot()
+    assert [b.batch_id for b in lake.batches()] == [lake.batches()[0].batch_id]
+    assert first.batch_id not in {b.batch_id for b in lake.batches()}
+    for t in first.versions:  # one commit per table, no file of the batch left
+        dt = DeltaTable(str(lake.root / t))
+        assert after[t] == snap[t] + 1 and dt.history(1)[0][META_FORGET] == first.batch_id
+        assert not any(first.batch_id in u for u in dt.file_uris())
+        assert dt.count() == rows[t] - first.written.get(t, {}).get("rows", dt.count() - rows[t])
+    assert not any(first.batch_id in p.name for p in lake.root.rglob("*.parquet"))
+    assert verify(lake, full=True) == []
+    src = shared_data("uci-online-retail", "by-day")
+    ingest([src / d for d in DAYS[:2]], "online_retail", lake.root)  # known no more: added
+    assert lake.counts() == before and verify(lake, full=True) == []
+
+
+def test_a_forget_cut_short_is_finished_by_the_next_forget(lake: Lake) -> None:
+    from deltalake import DeltaTable
+
+    b = lake.batches()[0]
+    first, second = sorted(b.versions)[:2]
+    lake._remove_batch(first, b.batch_id)  # killed after its first table
+    assert b.batch_id not in {x.batch_id for x in lake.batches()}
+    assert any(b.batch_id in u for u in DeltaTable(str(lake.root / second)).file_uris())
+    (p,) = verify(lake)  # not quietly fine
+    assert p.batch_id == b.batch_id and "forget cut short" in p.what
+    assert recovery(lake, [p]) == [f"personas lake forget {b.batch_id} --lake {lake.root}"]
+    lake.forget(b.batch_id)
+    for t in b.versions:
+        assert not any(b.batch_id in u for u in DeltaTable(str(lake.root / t)).file_uris())
 
 
 def test_features_fail_with_the_advice_and_recovery_works(lake: Lake, tmp_path: Path) -> None:
@@ -128,7 +177,7 @@ def test_features_fail_with_the_advice_and_recovery_works(lake: Lake, tmp_path: 
 
 def test_status_and_verify_on_the_command_line(lake: Lake, tmp_path: Path) -> None:
     ok = CliRunner().invoke(main, ["lake", "verify", "--full", "--lake", str(lake.root)])
-    assert ok.exit_code == 0 and "row counts match" in ok.output
+    assert ok.exit_code == 0 and "rows match the commits" in ok.output
     _tx_file(lake).unlink()
     ws = lake.root.parent
     st = CliRunner().invoke(main, ["status", "-w", str(ws)])
