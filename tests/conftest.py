@@ -92,6 +92,19 @@ def uci_lake(tmp_path_factory: pytest.TempPathFactory):
     return lake, report
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session for every Spark test (the spark extra and Java 17 needed)."""
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    if shutil.which("java") is None:
+        pytest.fail("Spark needs Java 17: run scripts/system-deps.sh (Debian openjdk-17)")
+    from personas.features.spark import spark_session
+
+    session = spark_session("local[2]", app="personas-tests")
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"

@@ -97,7 +97,8 @@ def probe(con: duckdb.DuckDBPyConnection, as_of: date, tables: set[str]) -> Cont
                 r[0]
                 for r in con.execute(
                     f"SELECT {VIEW_CATEGORY} AS c FROM events WHERE ts < {t} AND event_type = "
-                    "'product_view' AND c IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 "
+                    f"'product_view' AND {VIEW_CATEGORY} IS NOT NULL "  # no alias: Spark too
+                    "GROUP BY 1 ORDER BY count(*) DESC, 1 "
                     f"LIMIT {TOP_CATEGORIES}"
                 ).fetchall()
             ]

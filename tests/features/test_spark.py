@@ -1,12 +1,12 @@
 """``features --engine spark``: the same SQL on Spark gives DuckDB's features, customer by customer.
 
 Needs PySpark (the ``spark`` extra) and Java 17 (``scripts/system-deps.sh`` installs it); one
-local[2] Spark session is shared by the module and stopped at its end.
+local[2] Spark session is shared by the whole test session (tests/conftest.py). A demo lake of
+300 customers covers every table and feature column and keeps the Spark tests short.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +14,18 @@ import pytest
 
 from personas.features.build import build_features, load_catalog, load_features
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark", reason="the spark extra is not installed")
-    if shutil.which("java") is None:
-        pytest.fail("Spark needs Java 17: run scripts/system-deps.sh (Debian openjdk-17)")
-    from personas.features.spark import spark_session
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo retailer at 300 customers (every table, prospects, every feature column)."""
+    from personas.ingest.batch import ingest
+    from personas.synthetic.retailer import generate
 
-    session = spark_session("local[2]", app="personas-tests")
-    yield session
-    session.stop()
+    root = tmp_path_factory.mktemp("spark_demo")
+    generate(root / "raw", customers=300, seed=7)
+    files = sorted(p for p in (root / "raw").iterdir() if p.name.endswith((".csv.gz", ".jsonl.gz")))
+    ingest(files, "demo", root / "lake")
+    return root / "lake"
 
 
 def _assert_same(a, b) -> None:
@@ -41,25 +40,25 @@ def _assert_same(a, b) -> None:
             assert x.fillna("<na>").astype(str).equals(y.fillna("<na>").astype(str)), c
 
 
-def test_spark_features_equal_duckdb_features(spark, demo_lake: Path, tmp_path: Path) -> None:
-    duck = build_features(demo_lake, None, tmp_path / "duckdb")
-    on_spark = build_features(demo_lake, None, tmp_path / "spark", engine="spark")
+def test_spark_features_equal_duckdb_features(spark, small_lake: Path, tmp_path: Path) -> None:
+    duck = build_features(small_lake, None, tmp_path / "duckdb")
+    on_spark = build_features(small_lake, None, tmp_path / "spark", engine="spark")
     assert on_spark.as_of == duck.as_of and on_spark.columns == duck.columns
     a, b = load_features(duck.path), load_features(on_spark.path)
-    assert len(a) == 3000 and {"clv_12m", "p_alive", "value_economic"} <= set(a.columns)
+    assert len(a) == 300 and {"clv_12m", "p_alive", "value_economic"} <= set(a.columns)
     _assert_same(a, b)
     ca, cb = load_catalog(duck.path), load_catalog(on_spark.path)
     assert cb["engine"] == "spark" and cb["lake_versions"] == ca["lake_versions"]
     assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
 
 
-def test_spark_assignment_and_aggregates_equal_local(spark, demo_lake: Path, tmp_path: Path):
+def test_spark_assignment_and_aggregates_equal_local(spark, small_lake: Path, tmp_path: Path):
     from personas.assign import assign_frame
     from personas.assign_spark import assign_spark, persona_aggregates
     from personas.config import SegmentationConfig
     from personas.discover import discover
 
-    feats = build_features(demo_lake, None, tmp_path / "features").path
+    feats = build_features(small_lake, None, tmp_path / "features").path
     cfg = SegmentationConfig(algorithms=("kmeans",), map_sample=300)
     run = discover(feats, tmp_path / "runs", config=cfg, run_id="r").run_dir
     X = load_features(feats)
