@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -33,9 +34,21 @@ class AssignResult:
 
 def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     """Persona id, name, confidence per customer (index: customer_id)."""
+    return assign_with(*run_models(run_dir), X)
+
+
+def run_models(run_dir: str | Path) -> tuple[Any, Any, dict[int, tuple[Any, str]]]:
+    """A run's persona model, its likely-persona model (or None) and persona index -> (id,
+    name): what :func:`assign_with` needs, loaded once (Spark ships them to its executors)."""
     run = runs.load_run(run_dir)
-    seg = run.model()
     by_index = {p["index"]: (p["id"], p["name"]) for p in run.profiles["personas"]}
+    return run.model(), run.likely_model(), by_index
+
+
+def assign_with(
+    seg: Any, likely: Any, by_index: dict[int, tuple[Any, str]], X: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`assign_frame` with the models loaded already (the same code on every engine)."""
     missing = [c for c in seg.features_ if c not in X.columns]
     if missing:
         raise PersonasError(
@@ -55,7 +68,6 @@ def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
         {"persona_id": ids, "persona_name": names, "confidence": conf, "profiled": labels >= 0},
         index=X.index,
     )
-    likely = run.likely_model()
     if likely is not None:
         stage = pd.Series("repeat", index=X.index, dtype=object)
         rest = labels < 0

@@ -3,7 +3,8 @@
 The fitted model (loaded from the run on the driver; fitting keeps using a sample collected
 to the driver, :mod:`personas.discover`) travels to the executors with the function that
 ``mapInPandas`` runs on each batch of rows, which calls the very code of
-:func:`personas.assign.assign_frame`, so a customer gets the same persona on either engine. The
+:func:`personas.assign.assign_frame` (:func:`personas.assign.assign_with`), so a customer gets
+the same persona, and likely persona, on either engine. The
 per-persona aggregates for profiles and KPIs (size, mean confidence, mean of the numeric
 features) are computed in Spark. PySpark is the optional extra ``personas[spark]``.
 """
@@ -16,27 +17,28 @@ from typing import Any
 
 import pandas as pd
 
-from personas import runs
+from personas.assign import AssignResult, assign_with, run_models
 from personas.errors import PersonasError
-from personas.segment.segmenter import NOT_PROFILED
 
 #: The columns (and Spark types) of an assignment.
 ASSIGNMENT_SCHEMA = (
     "customer_id string, persona_id string, persona_name string, confidence double, "
     "profiled boolean"
 )
+#: ... and those a run with a likely-persona model adds.
+LIKELY_SCHEMA = ", likely_persona string, likely_persona_name string, likely_probability double"
 
 
 def assign_spark(features: Any, run_dir: str | Path) -> Any:
-    """Persona id, name, confidence and ``profiled`` of every customer, as a Spark DataFrame.
+    """Persona id, name, confidence and ``profiled`` of every customer (and the likely persona
+    where the run has that model), as a Spark DataFrame.
 
     ``features`` is a Spark DataFrame of a features table (``customer_id`` and the model's
-    feature columns), e.g. ``spark.read.parquet(".../features.parquet")``.
+    feature columns), e.g. ``spark.read.parquet(".../features.parquet")``. The models are
+    loaded once here and shipped with the function; each batch runs
+    :func:`personas.assign.assign_with`, the local code.
     """
-    run = runs.load_run(run_dir)
-    seg = run.model()
-    by_index = {p["index"]: (str(p["id"]), p["name"]) for p in run.profiles["personas"]}
-    labels = {**{k: (str(v[0]), v[1]) for k, v in NOT_PROFILED.items()}, **by_index}
+    seg, likely, by_index = run_models(run_dir)
     missing = [c for c in seg.features_ if c not in features.columns]
     if missing:
         raise PersonasError(
@@ -46,31 +48,52 @@ def assign_spark(features: Any, run_dir: str | Path) -> Any:
     from pyspark.sql import functions as F
     from pyspark.sql.types import DecimalType
 
-    # DuckDB writes a 1.0/0.0 CASE as DECIMAL; the model wants floats, as pandas gives it
-    types = {f.name: f.dataType for f in features.schema.fields}
-    columns = [F.col("customer_id")] + [
-        F.col(c).cast("double").alias(c) if isinstance(types[c], DecimalType) else F.col(c)
-        for c in seg.features_
+    # DuckDB writes a 1.0/0.0 CASE as DECIMAL; the models want floats, as pandas gives them
+    columns = [
+        F.col(f.name).cast("double").alias(f.name)
+        if isinstance(f.dataType, DecimalType)
+        else F.col(f.name)
+        for f in features.schema.fields
     ]
+    schema = ASSIGNMENT_SCHEMA + (LIKELY_SCHEMA if likely is not None else "")
+    names = [c.split()[0] for c in schema.split(", ")]
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for X in batches:
             if X.empty:
                 continue
-            X = X.set_index("customer_id")
-            lab, conf = seg.assign(X)
-            names = [labels[int(v)] for v in lab]
-            yield pd.DataFrame(
-                {
-                    "customer_id": X.index.astype(str),
-                    "persona_id": [n[0] for n in names],
-                    "persona_name": [n[1] for n in names],
-                    "confidence": conf.astype(float),
-                    "profiled": lab >= 0,
-                }
-            )
+            out = assign_with(seg, likely, by_index, X.set_index("customer_id")).reset_index()
+            out["customer_id"] = out["customer_id"].astype(str)
+            out["persona_id"] = out["persona_id"].astype(str)
+            yield out[names]
 
-    return features.select(*columns).mapInPandas(score, ASSIGNMENT_SCHEMA)
+    return features.select(*columns).mapInPandas(score, schema)
+
+
+def assign_file_spark(
+    path: str | Path, run_dir: str | Path, out: str | Path | None = None, master: str | None = None
+) -> AssignResult:
+    """``personas assign --engine spark``: read a features table with Spark, assign on the
+    executors, write the assignments as a Parquet folder (Spark's parts) beside it."""
+    from personas.features.spark import spark_session
+
+    path = Path(path)
+    if path.suffix not in (".parquet", ".pq") and not path.is_dir():
+        raise PersonasError(f"{path.name}: the Spark engine reads a .parquet features table")
+    spark = spark_session(master)
+    res = assign_spark(spark.read.parquet(str(path)), run_dir).cache()
+    out = Path(out) if out else path.with_name(path.stem + ".personas.parquet")
+    res.write.mode("overwrite").parquet(str(out))
+    tally = {
+        f"{r['persona_id']} {r['persona_name']}": int(r["count"])
+        for r in res.groupBy("persona_id", "persona_name").count().orderBy("persona_id").collect()
+    }
+    if "likely_persona" in res.columns:
+        likely = res.where("likely_persona IS NOT NULL").groupBy("likely_persona").count()
+        for r in likely.orderBy("likely_persona").collect():
+            tally[f"likely {r['likely_persona']}"] = int(r["count"])
+    res.unpersist()
+    return AssignResult(out, tally)
 
 
 def persona_aggregates(features: Any, assignments: Any) -> Any:

@@ -146,13 +146,12 @@ class Lake:
 
     def _commits(self) -> list[_Commit]:
         """Every ingest commit of every table, from the Delta logs."""
-        from deltalake import DeltaTable
 
         out = []
         for table in ALL_TABLES:
             if not self._is_delta(table):
                 continue
-            for h in DeltaTable(str(self.root / table)).history():
+            for h in lake_delta.history(self.root / table):
                 if META_FORGET in h:
                     out.append(_Commit(table, int(h["version"]), h[META_FORGET], (), h, True))
                 if META_BATCH_ID not in h:

@@ -8,6 +8,8 @@ metadata. Only :mod:`personas.lake` calls it: it owns the paths.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,42 @@ def commit(tdir: Path, table: str, actions: list[Any], metadata: dict[str, str])
             str(tdir), dschema, actions, mode="error", partition_by=parts, commit_properties=props
         )
     return DeltaTable(str(tdir)).version()
+
+
+#: table folder -> (identity, latest version, commit infos oldest first): the logs read once
+_HISTORY: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+
+
+def history(tdir: Path) -> list[dict[str, Any]]:
+    """Every commit's ``commitInfo`` of the table in ``tdir``, oldest first.
+
+    Read from delta-rs once per process and then only the commits added since (every ingest
+    reads the batch records of all earlier ones: without this, day-by-day ingests grow
+    quadratic). A table deleted and created again (:meth:`personas.lake.Lake.recover`) has a new
+    first commit file, and is read again in full.
+    """
+    from deltalake import DeltaTable
+
+    log = tdir / "_delta_log"
+    versions = [int(p.name[:20]) for p in os.scandir(log) if _COMMIT.fullmatch(p.name)]
+    if not versions:
+        return []
+    latest = max(versions)
+    first = log / f"{min(versions):020d}.json"
+    ident = first.stat().st_mtime_ns
+    key = str(tdir.resolve())
+    have = _HISTORY.get(key)
+    if have and have[0] == ident and have[1] == latest:
+        return have[2]
+    dt = DeltaTable(str(tdir))
+    if have and have[0] == ident and have[1] < latest:
+        new = sorted(dt.history(latest - have[1]), key=lambda h: int(h["version"]))
+        if [int(h["version"]) for h in new] == list(range(have[1] + 1, latest + 1)):
+            _HISTORY[key] = (ident, latest, have[2] + new)
+            return _HISTORY[key][2]
+    hist = sorted(dt.history(), key=lambda h: int(h["version"]))
+    _HISTORY[key] = (ident, int(hist[-1]["version"]) if hist else -1, hist)
+    return hist
+
+
+_COMMIT = re.compile(r"\d{20}\.json")

@@ -367,7 +367,7 @@ def demo(customers: int, seed: int, workspace: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True))
 @click.option(
     "--run",
     "run_dir",
@@ -380,12 +380,27 @@ def demo(customers: int, seed: int, workspace: str) -> None:
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output file (.parquet or .csv; default: <file>.personas.parquet).",
+    help="Output file (.parquet or .csv; default: <file>.personas.parquet; with --engine "
+    "spark a Parquet folder).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Score here (pandas) or on Spark's executors (the spark extra; FILE may be a folder).",
+)
+@click.option("--spark-master", default=None, help="Spark master URL (default: local[2]).")
 @workspace_opt
 @config_opt
 def assign(
-    file: str, run_dir: str | None, out: str | None, workspace: str | None, config_path: str | None
+    file: str,
+    run_dir: str | None,
+    out: str | None,
+    engine: str,
+    spark_master: str | None,
+    workspace: str | None,
+    config_path: str | None,
 ) -> None:
     """Score customers in FILE (a features table) with a published persona model.
 
@@ -400,7 +415,12 @@ def assign(
     rd = Path(run_dir) if run_dir else published_run(cfg.published_dir)
     if rd is None:
         raise RunError(f"nothing published under {cfg.published_dir}; run `personas refresh`")
-    res = assign_file(file, rd, out)
+    if engine == "spark":
+        from personas.assign_spark import assign_file_spark
+
+        res = assign_file_spark(file, rd, out, master=spark_master or cfg.features.spark_master)
+    else:
+        res = assign_file(file, rd, out)
     click.echo(res.summary())
 
 

@@ -126,7 +126,9 @@ def score_summary(
     risk when the chosen model has no drop-out (NBD: none is visible in the history).
     """
     f = rfm["frequency"].to_numpy().astype(float)
-    m = rfm["monetary_value"].to_numpy().astype(float)
+    # spend to 1e-9 of a currency unit: engines that sum in another order (Spark) then feed the
+    # Gamma-Gamma fit the same numbers, and its optimum does not move by their last bits
+    m = np.round(rfm["monetary_value"].to_numpy().astype(float), 9)
     repeaters = int((f > 0).sum())
     report: dict[str, Any] = {"customers": rfm.num_rows, "repeat_buyers": repeaters}
     if rfm.num_rows == 0 or repeaters < MIN_REPEATERS:

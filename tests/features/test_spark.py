@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from personas.features.build import build_features, load_catalog, load_features
+from pipelines.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,19 @@ def test_spark_assignment_and_aggregates_equal_local(spark, small_lake: Path, tm
     assert np.allclose(
         agg.loc[monetary.index, "mean_monetary"], monetary, rtol=1e-9, equal_nan=True
     )
+    # the command line: personas assign --engine spark writes a Parquet folder, same rows
+    out = tmp_path / "assigned.parquet"
+    args = ["assign", str(feats), "--run", str(run), "--engine", "spark", "-o", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert f"assigned {len(local):,} customers" in res.output
+    folder = pd.read_parquet(out).set_index("customer_id").reindex(local.index)
+    assert list(folder.columns) == list(local.columns)
+    for c in local.columns:
+        x, y = local[c], folder[c]
+        if c == "persona_id":
+            x = x.astype(str)
+        if x.dtype.kind == "f":
+            assert np.allclose(x, y, rtol=1e-9, equal_nan=True), c
+        else:
+            assert x.fillna("<na>").astype(str).tolist() == y.fillna("<na>").astype(str).tolist()
