@@ -380,8 +380,7 @@ def demo(customers: int, seed: int, workspace: str) -> None:
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output file (.parquet or .csv; default: <file>.personas.parquet; with --engine "
-    "spark a Parquet folder).",
+    help="Output (.parquet or .csv; default: <file>.personas.parquet; a folder with Spark).",
 )
 @click.option(
     "--engine",
@@ -469,8 +468,7 @@ def status(workspace: str | None, config_path: str | None) -> None:
             v = f"Delta version {versions[t]}" if t in versions else "no table yet"
             click.echo(f"  {t:<13} {n:>12,} rows  ({v})")
         if "quarantine" in versions:
-            q = versions["quarantine"]
-            click.echo(f"  {'quarantine':<13} {'':>12}       (Delta version {q})")
+            click.echo(f"  quarantine{'':>23}(Delta version {versions['quarantine']})")
     run = published_run(cfg.published_dir)
     click.echo(f"published: {run or 'nothing yet'}")
     info = Path(run) / RUN_INFO if run else None
@@ -511,9 +509,7 @@ lake_opt = click.option(
 
 @lake.command()
 @click.option(
-    "--full",
-    is_flag=True,
-    help="Also read every file and compare rows per batch with the commit metadata.",
+    "--full", is_flag=True, help="Also read every file and check rows per batch with the commits."
 )
 @lake_opt
 @workspace_opt
@@ -543,8 +539,7 @@ def verify(
 def forget(
     batch_id: str, lake_path: str | None, workspace: str | None, config_path: str | None
 ) -> None:
-    """Remove BATCH_ID (a Delta commit per table removing its files) so its sources can be
-    ingested again."""
+    """Remove BATCH_ID (Delta commits removing its files) so its sources can be ingested again."""
     from personas.lake import Lake
 
     lk = Lake(Path(lake_path) if lake_path else _cfg(config_path, workspace).lake_dir)
@@ -554,15 +549,14 @@ def forget(
 
 def _versions(text: str | None) -> dict[str, int] | None:
     """``transactions=3,customers=1`` -> {"transactions": 3, "customers": 1}."""
-    if not text:
-        return None
-    out = {}
-    for part in text.split(","):
-        t, _, v = part.partition("=")
-        if not v.strip().isdigit():
-            raise click.BadParameter(f"--lake-versions {text!r}: expected table=version,...")
-        out[t.strip()] = int(v)
-    return out
+    try:
+        return (
+            {t.strip(): int(v) for t, v in (p.split("=") for p in text.split(","))}
+            if text
+            else None
+        )
+    except ValueError:
+        raise click.BadParameter(f"--lake-versions {text!r}: expected table=version,...") from None
 
 
 @lake.command("migrate")

@@ -37,8 +37,8 @@ def _duck_enospc(*_a, **_k):
 
 
 def _clean(lake: Path) -> None:
-    """Nothing of the failed batch anywhere: no manifest entry, no data file, no staging."""
-    assert not list(lake.glob("_manifest/*.json"))
+    """Nothing of the failed batch anywhere: no Delta log, no data file, no staging."""
+    assert not list(lake.glob("*/_delta_log/*.json"))
     assert not [p for p in lake.rglob("*") if p.is_file() and p.name != ".lock"]
 
 
@@ -71,7 +71,7 @@ def test_the_estimate_is_what_is_missing(tmp_path: Path) -> None:
         "personas.ingest.stage.PieceTally.add",  # staging: once turned into the mapping hint
         "pyarrow.parquet.ParquetWriter.write_table",  # the lake files
         "personas.ingest.write._write_quarantine",  # DuckDB writing the quarantine
-        "personas.lake.json.dump",  # the manifest entry (the commit point)
+        "personas.lake_delta.commit",  # the Delta commits (the commit point)
     ],
 )
 def test_ingest(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,6 +85,23 @@ def test_ingest(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert m, msg
     assert m["path"] == str(tmp_path / "lake") and "check columns" not in msg
     assert int(m["n"].replace(",", "")) >= 1
+    _clean(tmp_path / "lake")
+
+
+def test_ingest_full_after_one_tables_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The second table's Delta commit finds the disk full: the first one's is undone too."""
+    import personas.lake_delta as ld
+
+    real, calls = ld.commit, []
+
+    def second_fails(*a, **k):
+        calls.append(a[1])
+        return _enospc() if len(calls) == 2 else real(*a, **k)
+
+    monkeypatch.setattr(ld, "commit", second_fails)
+    with pytest.raises(DiskFullError):
+        ingest([shared_data(*DAY)], "online_retail", tmp_path / "lake")
+    assert len(calls) == 2 and Lake(tmp_path / "lake").batches() == []
     _clean(tmp_path / "lake")
 
 
