@@ -49,7 +49,9 @@ from personas.ingest.batch import ingest
 raw, lake, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if not os.path.exists(os.path.join(raw, "meta.json")):
     generate(raw, customers=n, seed=0)
-if not os.path.exists(os.path.join(lake, "_manifest")):
+if not any(  # a lake of either layout (Delta tables, or the earlier _manifest/)
+    os.path.exists(os.path.join(lake, *d)) for d in (("_manifest",), ("transactions", "_delta_log"))
+):
     ingest(sorted(glob.glob(os.path.join(raw, "*.gz"))), "demo", lake)
 from personas.lake import Lake
 print(json.dumps(Lake(lake).counts()))
