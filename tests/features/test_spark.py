@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from personas.features.build import build_features, load_catalog, load_features
 from pipelines.cli import main
 
+pytestmark = pytest.mark.slow  # a Spark session and two Spark jobs: minutes on two cores
+
 
 @pytest.fixture(scope="module")
 def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
