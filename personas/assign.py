@@ -17,6 +17,7 @@ import pandas as pd
 
 from personas import runs
 from personas.errors import PersonasError
+from personas.publish.audiences import LIFETIME_COLUMNS
 from personas.segment.likely import UNDECIDED
 from personas.segment.segmenter import NOT_PROFILED, derive_lifecycle
 
@@ -33,7 +34,8 @@ class AssignResult:
 
 
 def assign_frame(X: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
-    """Persona id, name, confidence per customer (index: customer_id)."""
+    """Persona id, name, confidence per customer (index: customer_id); with the features'
+    P(alive) and expected days to the next purchase when they have them."""
     return assign_with(*run_models(run_dir), X)
 
 
@@ -82,6 +84,9 @@ def assign_with(
         out["likely_persona"] = got["likely_persona"].to_numpy()
         out["likely_persona_name"] = [label.get(p) if p else None for p in out["likely_persona"]]
         out["likely_probability"] = got["likely_probability"].round(6).to_numpy()
+    for c in LIFETIME_COLUMNS:
+        if c in X.columns:
+            out[c] = X[c].astype(float).round(6).to_numpy()
     return out
 
 

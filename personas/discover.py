@@ -27,6 +27,7 @@ from personas.features.catalog import display_names
 from personas.features.kpis import run_kpis
 from personas.profile import identity as ident
 from personas.profile.profiles import build_profiles, dumps
+from personas.publish.audiences import with_lifetime
 from personas.segment.embed import persona_map
 from personas.segment.likely import place_unprofiled
 from personas.segment.segmenter import PersonaSegmenter, derive_lifecycle
@@ -120,6 +121,7 @@ def fit_personas(
             cfg.likely_threshold,
             cfg.random_state,
         )
+    assignments = with_lifetime(assignments, X)
     migration = None
     if prev_assign is not None:
         pid = pd.Series(assignments["persona_id"].to_numpy(), index=assignments["customer_id"])

@@ -360,6 +360,18 @@ CATALOG: tuple[Feature, ...] = (
         fmt="{:,.2f}",
     ),
     Feature(
+        "expected_days_to_next_purchase",
+        "clv",
+        "Expected days to next purchase",
+        "if still active: the mean wait E[1/rate] under the chosen model's posterior purchase "
+        "rate, in calendar days (blank for one-purchase customers)",
+        "days",
+        (T,),
+        segment=False,
+        higher_is="worse",
+        fmt="{:,.0f}",
+    ),
+    Feature(
         "clv_12m",
         "clv",
         "12-month CLV",

@@ -31,6 +31,7 @@ from personas.features.sql import Context, day_number, days_sql
 log = logging.getLogger(__name__)
 
 MIN_REPEATERS = 20
+NEXT_PURCHASE = "expected_days_to_next_purchase"
 WEEK = 7.0
 
 
@@ -154,6 +155,14 @@ def score_summary(
     report["gamma_gamma"] = {"params": gg.params_, "checks": spend_checks(gg, f, m)}
     report["clock"], report["clock_description"] = full_clock.kind, full_clock.describe()
     scores = _scores(model, gg, f, r, T, m, full_clock, day_number(as_of), annual_discount_rate)
+    blank = np.isnan(scores[NEXT_PURCHASE])
+    report["next_purchase"] = {
+        "customers": int((~blank).sum()),
+        "blank": {
+            "one purchase only": int((f == 0).sum()),
+            "no finite mean wait (r + x <= 1)": int((blank & (f > 0)).sum()),
+        },
+    }
     log.info(
         "CLV models: %s %s, Gamma-Gamma %s",
         model.name,
@@ -275,7 +284,21 @@ def _scores(
         out[f"expected_purchases_{horizon}d"] = model.conditional_expected_purchases(t, fu, ru, Tu)[
             inv
         ]
-    return out | {"clv_12m": clv}
+    return out | {"clv_12m": clv, NEXT_PURCHASE: days_to_next_purchase(model, f, T, clock)}
+
+
+def days_to_next_purchase(
+    model: btyd.PurchaseModel, f: np.ndarray, T: np.ndarray, clock: Clock
+) -> np.ndarray:
+    """Expected calendar days to the next purchase if still active; NaN without repeat history.
+
+    :meth:`~personas.features.btyd.PurchaseModel.expected_wait_if_alive` in clock days,
+    turned into calendar days at the clock's future pace (7 / regular opening weekdays, 1
+    on the calendar). A one-purchase customer's wait would be the population's, not
+    theirs, so it is left blank, as it is where the rate's posterior has no finite mean.
+    """
+    wait = model.expected_wait_if_alive(f, T) * 7.0 / len(clock.weekdays)
+    return np.where(f > 0, wait, np.nan)
 
 
 def _rounded(params: dict[str, float]) -> dict[str, float]:

@@ -126,6 +126,24 @@ and discovery copies it into the run's `metrics.json`. No CLV column is written 
 usable; `p_alive` and `churn_risk` are left out when the chosen model is the NBD (no drop-out
 visible). On CDNOW each model reproduces its published parameters within 2%; see
 `docs/benchmarks.md` for the CDNOW and Online Retail holdout figures.
+
+**Expected days to the next purchase** (`expected_days_to_next_purchase`, also in the customer
+audiences next to `p_alive`). The models forecast purchases over a horizon, not a date, so we
+state the quantity chosen: the mean wait to the next purchase *of a customer still active*,
+E[1/λ | history, active] = (α + T) / (r + x - 1), because in all four models an active
+customer's purchase rate λ has the posterior Gamma(r + x, α + T) and, given λ, the wait is
+exponential. It is in clock days turned into calendar days (x 7 / regular opening weekdays on
+a trading clock). It is deliberately *not* mixed with drop-out: a mean over "maybe never" is
+infinite (or, with a horizon cut, depends on the cut), so the chance of being active stays a
+separate column, `p_alive`; read the pair as "if still active (P = 0.8), about 40 days". In
+BG/NBD and MBG/NBD an active customer drops out only after a purchase, so for them the next
+purchase is certain. Blank (NaN) for a customer with one purchase (their wait would be the
+population's, not theirs), where r + x <= 1 (no finite mean), and for everyone when no model
+is usable (the `clv` verdict says why). The horizon in which one purchase is expected was
+rejected: with drop-out most customers never expect a whole purchase, so it would be blank for
+them. Checked on CDNOW against a numerical integral over the posterior, and on simulated
+BG/NBD customers against their planted rates and actual next purchase
+(`tests/features/btyd/test_next_purchase.py`).
 """
 
 _KPIS = """

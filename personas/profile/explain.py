@@ -72,8 +72,9 @@ class Trait:
 
 
 # Redundant or non-ratio-scale features are not listed as traits: value indices have their own
-# profile, P(alive) mirrors churn risk and 90-day expectations mirror the 365-day ones.
-NOT_TRAITS = ("p_alive", "expected_purchases_90d")
+# profile, P(alive) mirrors churn risk and 90-day expectations (and the days to the next
+# purchase, blank for one-purchase customers) mirror the 365-day ones.
+NOT_TRAITS = ("p_alive", "expected_purchases_90d", "expected_days_to_next_purchase")
 
 
 def trait_features(features: list[str]) -> list[str]:

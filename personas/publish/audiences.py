@@ -9,6 +9,11 @@ Prospect audiences (:func:`write_prospect_audiences`) are the look-alikes: per p
 prospects and one-purchase customers whose likely persona it is, by decreasing probability,
 so an automation can nurture them with that persona's journey. They are never part of the
 persona's own audience or size.
+
+Customer audiences also carry each customer's ``p_alive`` and
+``expected_days_to_next_purchase`` (:data:`LIFETIME_COLUMNS`), so a journey can time its next
+message: discovery copies them from the features into the assignments
+(:func:`with_lifetime`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from personas.profile.profiles import slugify
 
-AUDIENCE_COLUMNS = ["customer_id", "persona_id", "persona_name", "confidence"]
+AUDIENCE_COLUMNS = [
+    "customer_id",
+    "persona_id",
+    "persona_name",
+    "confidence",
+    "p_alive",
+    "expected_days_to_next_purchase",
+]
+# The lifetime-model scores an automation times its next message by: P(still active) and,
+# if active, the expected days to the next purchase (docs/features.md). Blank where the
+# features have none (no usable model, a one-purchase customer, or a run made before them).
+LIFETIME_COLUMNS = ("p_alive", "expected_days_to_next_purchase")
+
+
+def with_lifetime(assignments: pd.DataFrame, X: pd.DataFrame) -> pd.DataFrame:
+    """``assignments`` with :data:`LIFETIME_COLUMNS` taken from the features ``X``."""
+    ids = assignments["customer_id"].astype(str)
+    X = X.set_axis(X.index.astype(str))
+    out = assignments.copy()
+    for c in LIFETIME_COLUMNS:
+        col = X[c].astype(float) if c in X.columns else pd.Series(np.nan, index=X.index)
+        out[c] = col.reindex(ids).round(6).to_numpy()
+    return out
 
 
 def audience_groups(profiles: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -47,7 +75,7 @@ def write_audiences(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = assignments[AUDIENCE_COLUMNS].copy()
+    df = assignments.reindex(columns=AUDIENCE_COLUMNS).copy()
     df["customer_id"] = df["customer_id"].astype(str)
     paths = []
     for gid, _name, slug in audience_groups(profiles):

@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from personas.publish import plots
+from personas.publish.kpis import card_rows
 from personas.publish.report import persona_view
 from personas.publish.whatworks import add_campaigns
 
@@ -79,11 +80,15 @@ def card_context(
     profiles: Mapping[str, Any],
     persona: Mapping[str, Any],
     uplift: Mapping[str, Any] | None = None,
+    kpis: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a card shows, as display-ready strings (no markup).
 
     ``uplift`` is the run's campaign table: the card then lists what each measured message
-    did for the persona, and the actions start with the tested ones.
+    did for the persona, and the actions start with the tested ones. ``kpis`` is the run's
+    KPI block (``metrics.json``): the card then shows the persona's retention, observed churn
+    next to modelled churn risk, CLV, NPS, CSAT and loyalty participation beside all
+    customers' (:func:`personas.publish.kpis.card_rows`).
     """
     keys = [m for m in CARD_METRICS if m in persona["metrics"]]
     view = persona_view(profiles, persona, metric_keys=keys)
@@ -95,6 +100,7 @@ def card_context(
         "min_size": profiles["min_persona_size"],
         "overall_fidelity": _pct(profiles["rules"].get("fidelity")),
         "colour": plots.persona_colour(persona["id"]),
+        "kpi": card_rows(kpis, persona, int(profiles["min_persona_size"])),
     }
 
 
@@ -102,9 +108,10 @@ def render_markdown(
     profiles: Mapping[str, Any],
     persona: Mapping[str, Any],
     uplift: Mapping[str, Any] | None = None,
+    kpis: Mapping[str, Any] | None = None,
 ) -> str:
     """The Markdown card of one persona."""
-    ctx = card_context(profiles, persona, uplift)
+    ctx = card_context(profiles, persona, uplift, kpis)
     return _md_env().get_template("card.md.j2").render(**ctx)
 
 
@@ -112,9 +119,10 @@ def render_html(
     profiles: Mapping[str, Any],
     persona: Mapping[str, Any],
     uplift: Mapping[str, Any] | None = None,
+    kpis: Mapping[str, Any] | None = None,
 ) -> str:
     """The printable, self-contained HTML card of one persona (no script, no external URL)."""
-    ctx = card_context(profiles, persona, uplift)
+    ctx = card_context(profiles, persona, uplift, kpis)
     return _html_env().get_template("card.html.j2").render(**ctx)
 
 

@@ -156,10 +156,11 @@ def _publish(
     )
     for p in profiles["personas"]:
         (staging / runs.CARDS / f"{p['slug']}.md").write_text(
-            cardmod.render_markdown(profiles, p, run.uplift), encoding="utf-8"
+            cardmod.render_markdown(profiles, p, run.uplift, run.metrics.get("kpis")),
+            encoding="utf-8",
         )
         (staging / runs.CARDS / f"{p['slug']}.html").write_text(
-            cardmod.render_html(profiles, p, run.uplift), encoding="utf-8"
+            cardmod.render_html(profiles, p, run.uplift, run.metrics.get("kpis")), encoding="utf-8"
         )
     write_audiences(run.assignments, profiles, staging / runs.AUDIENCES)
     write_prospect_audiences(run.assignments, profiles, staging / runs.PROSPECT_AUDIENCES)

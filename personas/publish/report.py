@@ -124,8 +124,7 @@ def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figu
     figs["fidelity"] = plots.rule_fidelity(p)
     if run.metrics.get("clv"):
         figs["lifetime"] = plots.lifetime_fit(run.metrics["clv"])
-    if run.metrics.get("kpis"):
-        figs["kpis"] = plots.kpi_trend(run.metrics["kpis"], p)
+    figs |= kpiview.figures(run.metrics.get("kpis"), history, p)
     if run.metrics.get("likely_persona"):
         figs["likely"] = plots.likely_calibration(run.metrics["likely_persona"])
     return figs
@@ -213,7 +212,7 @@ def context(
         "model": _model(p) | {"basis": run.metrics.get("basis")},
         "clv": clv,
         "likely": likely.section(run.metrics.get("likely_persona"), p),
-        "kpi": kpiview.section(run.metrics.get("kpis"), p),
+        "kpi": kpiview.section(run.metrics.get("kpis"), p, history),
         "lineage": _lineage(lineage),
         "heatmap_note": (
             "Colour shows how far each persona's average is from the average "

@@ -191,6 +191,12 @@ def test_demo_features_cover_every_catalogue_group(demo_lake: Path, tmp_path: Pa
     span = sel["holdout_end"] - min(sel["tracking"]["day"]) + 7
     assert 0.2 < (sel["holdout_end"] - sel["calibration_end"]) / span < 0.3
     assert sel["tracking"]["actual"] == sorted(sel["tracking"]["actual"])
+    # days to the next purchase: blank exactly for one-purchase-day customers, said so
+    days, once = X["expected_days_to_next_purchase"], X["frequency"] <= 1
+    nxt = clv["next_purchase"]
+    assert days[once].isna().all() and nxt["customers"] == days.notna().sum()
+    assert sum(nxt["blank"].values()) == days.isna().sum() - X["clv_12m"].isna().sum()
+    assert days.dropna().between(1, 3650).all()
 
 
 FULL = dict(

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
@@ -152,7 +153,14 @@ def test_audiences_match_assignments_and_quote_ids(published) -> None:
         text = (r2 / "audiences" / f"{slug}.csv").read_text(encoding="utf-8")
         rows = list(csv.DictReader(io.StringIO(text)))
         pq_df = pd.read_parquet(r2 / "audiences" / f"{slug}.parquet")
-        assert list(pq_df.columns) == ["customer_id", "persona_id", "persona_name", "confidence"]
+        assert list(pq_df.columns) == [
+            "customer_id",
+            "persona_id",
+            "persona_name",
+            "confidence",
+            "p_alive",
+            "expected_days_to_next_purchase",
+        ]
         assert list(rows[0]) == list(pq_df.columns)
         want = set(assign.loc[assign["persona_id"] == gid, "customer_id"])
         assert {r["customer_id"] for r in rows} == want == set(pq_df["customer_id"])
@@ -167,6 +175,25 @@ def test_audiences_match_assignments_and_quote_ids(published) -> None:
             # RFC 4180: the field is quoted and its quote doubled; it reads back exactly
             assert '"C""5,\'x\'"' in text
     assert seen_bad, "the hostile customer id should be in some audience"
+
+
+def test_audiences_carry_the_features_lifetime_scores(published, demo) -> None:
+    """P(alive) and the days to the next purchase are the features' own, customer by customer;
+    one-purchase customers (the NEW audience) have no days, repeat buyers have them."""
+    r2 = published["run2"]
+    feats = pd.read_parquet(next((demo["root"] / "features").rglob("features.parquet")))
+    feats = feats.set_index(feats["customer_id"].astype(str))
+    got = pd.concat(pd.read_parquet(p) for p in (r2 / "audiences").glob("*.parquet")).set_index(
+        "customer_id"
+    )
+    want = feats.loc[got.index]
+    for c in ("p_alive", "expected_days_to_next_purchase"):
+        np.testing.assert_allclose(got[c], want[c].astype(float), atol=1e-6)
+    days = got["expected_days_to_next_purchase"]
+    once = want["frequency"] <= 1
+    assert days[once.to_numpy()].isna().all()
+    assert days[~once.to_numpy()].notna().mean() > 0.95
+    assert days.dropna().between(1, 3650).mean() > 0.95
 
 
 def test_cards_have_every_part_and_render_safely(published) -> None:

@@ -25,7 +25,7 @@ so every other trace is SVG. Figures carry an empty template: plotly's default t
 from __future__ import annotations
 
 from personas.publish.plots.change import migration_sankey, size_trend
-from personas.publish.plots.kpis import kpi_trend
+from personas.publish.plots.kpis import kpi_runs, kpi_trend
 from personas.publish.plots.lifetime import lifetime_fit
 from personas.publish.plots.likely import likely_calibration
 from personas.publish.plots.maps import (
@@ -57,6 +57,7 @@ __all__ = [
     "fmt",
     "heatmap",
     "heatmap_features",
+    "kpi_runs",
     "kpi_trend",
     "lifetime_fit",
     "likely_calibration",

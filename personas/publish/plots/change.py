@@ -59,8 +59,8 @@ def migration_sankey(
     flows = flows[flows["customers"] > 0]
     if flows.empty:
         return empty("No customers in common with the previous run.")
-    left = sorted(flows["src"].unique(), key=lambda s: _node_key(gid_of.get(("prev", s), s)))
-    right = sorted(flows["dst"].unique(), key=lambda s: _node_key(gid_of.get(("cur", s), s)))
+    left = sorted(flows["src"].unique(), key=lambda s: node_key(gid_of.get(("prev", s), s)))
+    right = sorted(flows["dst"].unique(), key=lambda s: node_key(gid_of.get(("cur", s), s)))
     labels = left + right
     index = {("prev", s): i for i, s in enumerate(left)}
     index.update({("cur", s): len(left) + i for i, s in enumerate(right)})
@@ -132,7 +132,7 @@ def size_trend(history: Sequence[Mapping[str, Any]], profiles: Mapping[str, Any]
     """
     if not history:
         return empty("No run history yet.")
-    xs = _run_labels(history)
+    xs = run_labels(history)
     current = names(profiles)
     series: dict[str, dict[str, Any]] = {}
     for x, h in zip(xs, history, strict=True):
@@ -145,7 +145,7 @@ def size_trend(history: Sequence[Mapping[str, Any]], profiles: Mapping[str, Any]
             s["size"].append(p.get("size"))
             s["name"] = p.get("name", s["name"])
     fig = go.Figure()
-    for pid in sorted(series, key=_node_key):
+    for pid in sorted(series, key=node_key):
         s = series[pid]
         nm = current.get(pid, s["name"])
         fig.add_trace(
@@ -174,7 +174,7 @@ def size_trend(history: Sequence[Mapping[str, Any]], profiles: Mapping[str, Any]
     )
 
 
-def _node_key(gid: str) -> tuple[int, int, str]:
+def node_key(gid: str) -> tuple[int, int, str]:
     m = re.fullmatch(r"P(\d+)", str(gid))
     if m:
         return (0, int(m.group(1)), "")
@@ -199,7 +199,7 @@ def _node_colour(gid: str, label: str) -> str:
     return persona_colour(gid)
 
 
-def _run_labels(history: Sequence[Mapping[str, Any]]) -> list[str]:
+def run_labels(history: Sequence[Mapping[str, Any]]) -> list[str]:
     """x labels of the trend: the as-of date, with the run id when two runs share a date."""
     dates = [str(h.get("as_of") or h.get("run_id")) for h in history]
     out = []

@@ -1,13 +1,22 @@
-"""Monthly retention per persona (and all customers) before the as-of date."""
+"""KPI charts: monthly retention per persona before the as-of date (:func:`kpi_trend`) and
+each KPI per persona across the published runs (:func:`kpi_runs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
-from personas.publish.plots.style import AVERAGE_COLOUR, empty, esc, layout, persona_colour
+from personas.publish.plots.change import node_key, run_labels
+from personas.publish.plots.style import (
+    AVERAGE_COLOUR,
+    empty,
+    esc,
+    layout,
+    names,
+    persona_colour,
+)
 
 
 def kpi_trend(block: Mapping[str, Any] | None, profiles: Mapping[str, Any]) -> go.Figure:
@@ -37,3 +46,55 @@ def kpi_trend(block: Mapping[str, Any] | None, profiles: Mapping[str, Any]) -> g
         xaxis={"title": {"text": "Month"}},
     )
     return layout(fig, 380)
+
+
+def kpi_runs(
+    history: Sequence[Mapping[str, Any]],
+    profiles: Mapping[str, Any],
+    key: str,
+    title: str,
+    spec: str,
+    min_count: int | None = None,
+) -> go.Figure:
+    """One KPI (``key`` of the history entries' ``kpis``) over the published runs, one line
+    per persona id (and all customers), oldest run first.
+
+    ``min_count`` makes it a count (new customers): a value below it is not drawn, so no
+    published figure counts fewer customers than the minimum persona size.
+    """
+    xs = run_labels(history)
+    current = names(profiles)
+    series: dict[str, dict[str, list[Any]]] = {}
+    for x, h in zip(xs, history, strict=True):
+        for gid, row in (h.get("kpis") or {}).items():
+            v = (row or {}).get(key)
+            if v is None or (min_count is not None and v < min_count):
+                continue
+            s = series.setdefault(gid, {"x": [], "y": []})
+            s["x"].append(x)
+            s["y"].append(v)
+    if not series:
+        return empty(f"No published run has {title.lower()} yet.")
+    fig = go.Figure()
+    for gid in sorted(series, key=lambda g: (g != "ALL", node_key(g))):
+        s = series[gid]
+        fig.add_trace(
+            go.Scatter(
+                x=s["x"],
+                y=s["y"],
+                mode="lines+markers",
+                name=esc("All customers" if gid == "ALL" else current.get(gid, gid)),
+                line={
+                    "color": AVERAGE_COLOUR if gid == "ALL" else persona_colour(gid),
+                    "width": 3 if gid == "ALL" else 1.5,
+                },
+                customdata=[spec.format(v) for v in s["y"]],
+                hovertemplate="%{x}: %{customdata}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_yaxes(title_text=esc(title), rangemode="tozero", tickformat=_TICKS.get(spec))
+    fig.update_xaxes(type="category", title_text="Published run (as-of date)")
+    return layout(fig, 300, automargin=True, hovermode="closest")
+
+
+_TICKS = {"{:.1%}": ".0%", "{:.0%}": ".0%"}

@@ -401,6 +401,22 @@ class PurchaseModel(BTYDModel):
         x, _, t_cal = check_rfm(frequency, recency, T)
         return self.probability_alive(x, recency, t_cal) * self.purchases_if_alive(t, x, t_cal)
 
+    def expected_wait_if_alive(self, frequency: ArrayLike, T: ArrayLike) -> np.ndarray:
+        """Expected time to the next purchase of a customer active at T, in the model's units.
+
+        In every model of the family an active customer buys at a Poisson rate λ and, given
+        the history and being active, λ ~ Gamma(r + x, α + T) (the drop-out process does not
+        change the rate's posterior). The wait to the next purchase is then exponential with
+        mean E[1/λ] = (α + T) / (r + x - 1), finite only when r + x > 1 (NaN otherwise).
+        Drop-out is left out on purpose: it is P(alive)'s job; in BG/NBD and MBG/NBD an
+        active customer drops out only after a purchase, so the next one is certain.
+        """
+        x, _, t_cal = check_rfm(frequency, np.zeros_like(np.asarray(frequency, float)), T)
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        shape = r + x - 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(shape > 0, (alpha + t_cal) / shape, np.nan)
+
 
 def rate_scale(data: list[np.ndarray], weights: np.ndarray) -> float:
     """log(1 / mean purchase rate): starts α (or β) on the data's time scale (days vs weeks)."""
