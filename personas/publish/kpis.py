@@ -79,7 +79,7 @@ def section(
         "run_charts": [
             {"id": f"kpi-runs-{key}", "title": title}
             for key, title, _ in RUN_TRENDS
-            if _in_history(history, key)
+            if _in_history(history, key, min_size)
         ],
         "acquisition": [
             t
@@ -109,7 +109,7 @@ def figures(
     min_size = int(profiles["min_persona_size"])
     figs = {"kpis": plots.kpi_trend(block, profiles)}
     for key, title, spec in RUN_TRENDS:
-        if _in_history(history, key):
+        if _in_history(history, key, min_size):
             figs[f"kpi-runs-{key}"] = plots.kpi_runs(
                 history, profiles, key, title, spec, min_size if key in COUNTS else None
             )
@@ -170,10 +170,11 @@ def _cell(v: Any, fmt: str, floor: int = 0) -> str:
     return fmt.format(v)
 
 
-def _in_history(history: Sequence[Mapping[str, Any]], key: str) -> bool:
-    return any(
-        (row or {}).get(key) is not None for h in history for row in (h.get("kpis") or {}).values()
-    )
+def _in_history(history: Sequence[Mapping[str, Any]], key: str, min_size: int) -> bool:
+    """Some run has the KPI (a count: at least ``min_size``), so its chart has a line."""
+    floor = min_size if key in COUNTS else 0
+    values = [(row or {}).get(key) for h in history for row in (h.get("kpis") or {}).values()]
+    return any(v is not None and v >= floor for v in values)
 
 
 def _acquisition(

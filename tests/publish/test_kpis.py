@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from personas.publish import cards, report
+from personas.publish import cards, plots, report
 from personas.publish import kpis as kpiview
 from personas.runs import load_run
 from tests.publish.fixtures import demo_build
@@ -100,12 +100,13 @@ def test_kpi_charts_follow_each_persona_across_published_runs(runs) -> None:
     assert {"kpis", "kpi-runs-retention_rate", "kpi-runs-clv_12m"} <= set(figs)
     assert "kpi-runs-modelled_churn_risk" in figs and "kpi-runs-nps_mean" in figs
     names = {p["id"]: p["name"] for p in prof["personas"]} | {"ALL": "All customers"}
+    names |= {g["id"]: g["name"] for g in prof["groups"]}
     for key, _title, _spec in kpiview.RUN_TRENDS:
         fig = figs.get(f"kpi-runs-{key}")
         if fig is None:
             continue
         for trace in fig.data:
-            gid = next(g for g, n in names.items() if html.escape(n) == trace.name)
+            gid = next(g for g, n in names.items() if plots.esc(n) == trace.name)
             want = [h["kpis"][gid][key] for h in history if gid in (h["kpis"] or {})]
             if key == "new_customers":
                 want = [v for v in want if v is not None and v >= min_size]
@@ -131,6 +132,9 @@ def test_new_customer_counts_below_the_minimum_size_are_not_drawn() -> None:
     (trace,) = fig.data
     assert list(trace.x) == ["2024-02-01"] and list(trace.y) == [60]
     assert "49" not in json.dumps(fig.to_plotly_json(), default=str)
+    # no run with enough new customers: no chart at all (not an empty one)
+    assert "kpi-runs-new_customers" not in kpiview.figures(block, history[:1], prof)
+    assert not kpiview.section(block, prof, history[:1])["run_charts"]
 
 
 def test_acquisition_tables_say_fewer_than_n_and_match_the_metrics(runs) -> None:
