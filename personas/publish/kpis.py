@@ -28,7 +28,7 @@ COLUMNS = (
     ("loyalty_participation", "Loyalty members", "{:.0%}"),
     ("clv_12m", "12-month CLV", "{:,.0f}"),
     ("nps_mean", "NPS (mean score)", "{:.1f}"),
-    ("csat_mean", "CSAT (mean)", "{:.2f}"),
+    ("csat_mean", "CSAT (mean)", "{:.0%}"),  # as the catalogue formats csat_mean
 )
 
 
@@ -41,7 +41,7 @@ RUN_TRENDS = (
     ("clv_12m", "12-month CLV", "{:,.0f}"),
     ("loyalty_participation", "Loyalty members", "{:.0%}"),
     ("nps_mean", "NPS (mean score)", "{:.1f}"),
-    ("csat_mean", "CSAT (mean)", "{:.2f}"),
+    ("csat_mean", "CSAT (mean)", "{:.0%}"),  # as the catalogue formats csat_mean
 )
 COUNTS = ("customers", "new_customers")
 
@@ -196,5 +196,8 @@ def _acquisition(
         "rows": [
             {"month": m, "cells": [_cell(n.get((m, k), 0), "{:,}", min_size) for k in keys]}
             for m in months
+        ],
+        "total": [
+            _cell(sum(v for (_, key), v in n.items() if key == k), "{:,}", min_size) for k in keys
         ],
     }

@@ -62,7 +62,7 @@ def test_card_shows_the_personas_kpis_next_to_all_customers(runs) -> None:
             for k, spec in (
                 ("clv_12m", "{:,.0f}"),
                 ("nps_mean", "{:.1f}"),
-                ("csat_mean", "{:.2f}"),
+                ("csat_mean", "{:.0%}"),
                 ("loyalty_participation", "{:.0%}"),
             ):
                 assert mine.get(k) is not None, k  # the demo has every KPI
@@ -161,8 +161,12 @@ def test_acquisition_tables_say_fewer_than_n_and_match_the_metrics(runs) -> None
             cell = cells[(r["first_period"], names.get(r["key"], r["key"]))]
             n = r["new_customers"]
             assert cell == (f"{n:,}" if n >= min_size else f"fewer than {min_size:,}")
+        # the total row sums the months, with the same rule
+        for h, c in zip(table["headers"], table["total"], strict=True):
+            n = sum(r["new_customers"] for r in records if names.get(r["key"], r["key"]) == h)
+            assert c == (f"{n:,}" if n >= min_size else f"fewer than {min_size:,}")
         # no count below the minimum size is printed anywhere in the table
-        for c in cells.values():
+        for c in [*cells.values(), *table["total"]]:
             assert c.startswith("fewer than") or int(c.replace(",", "")) >= min_size
     assert any(c.startswith("fewer than") for r in by_persona["rows"] for c in r["cells"])
     # persona names, not ids, head the persona table

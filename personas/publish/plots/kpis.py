@@ -94,7 +94,7 @@ def kpi_runs(
         )
     fig.update_yaxes(title_text=esc(title), rangemode="tozero", tickformat=_TICKS.get(spec))
     fig.update_xaxes(type="category", title_text="Published run (as-of date)")
-    return layout(fig, 300, automargin=True, hovermode="closest")
+    return layout(fig, 280, automargin=True, hovermode="closest")
 
 
 _TICKS = {"{:.1%}": ".0%", "{:.0%}": ".0%"}
