@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from personas.features.btyd import BetaGeoModel, NBDModel, ParetoNBDModel
+from personas.features.btyd import BetaGeoModel, NBDModel
 from personas.features.btyd.clock import Clock
 from personas.features.clv import days_to_next_purchase
 
@@ -89,12 +89,12 @@ def test_planted_rates_and_next_purchases_agree_with_the_expected_wait() -> None
     assert wait[active].mean() == pytest.approx(sim["next"][active].mean(), rel=0.05)
     # and per customer they track the planted rate
     assert stats.spearmanr(wait[active], 1 / sim["lam"][active]).statistic > 0.6
-    # a wrong model (no drop-out) is fitted to the same data: the formula is the family's,
-    # but its parameters differ, so the number depends on the chosen model
-    for cls in (NBDModel, ParetoNBDModel):
-        other = cls().fit(sim["frequency"], sim["recency"], sim["T"])
-        w = other.expected_wait_if_alive(sim["frequency"], sim["T"])
-        assert np.isfinite(w[active]).all()
+    # the formula is the family's; a model without drop-out (NBD) fitted to the same data
+    # reads every silence as a slow rate, so it expects longer waits of active customers
+    nbd = NBDModel().fit(sim["frequency"], sim["recency"], sim["T"])
+    assert nbd.expected_wait_if_alive(sim["frequency"], sim["T"])[active].mean() > 1.1 * (
+        wait[active].mean()
+    )
 
 
 def test_feature_is_in_calendar_days_and_blank_without_repeat_history() -> None:
