@@ -98,7 +98,7 @@ X = personas.load_features(run.info["features"])
 X.describe().T.head(20)
 
 # %%
-prof = run.assignments.set_index("customer_id")
+prof = run.assignments.set_index("customer_id")[["persona_id", "persona_name", "confidence"]]
 X.join(prof).groupby("persona_name")[["frequency", "monetary", "recency_days"]].median()
 
 # %% [markdown]
