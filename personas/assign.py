@@ -28,7 +28,9 @@ class AssignResult:
     counts: dict[str, int]
 
     def summary(self) -> str:
-        lines = [f"assigned {sum(self.counts.values()):,} customers -> {self.out}"]
+        # likely personas are a second placement of customers already counted, never a size
+        total = sum(v for k, v in self.counts.items() if not k.startswith("likely "))
+        lines = [f"assigned {total:,} customers -> {self.out}"]
         lines += [f"  {k:<40} {v:>10,}" for k, v in self.counts.items()]
         return "\n".join(lines)
 

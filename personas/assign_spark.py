@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from personas.assign import AssignResult, assign_with, run_models
+from personas.assign import LIFETIME_COLUMNS, AssignResult, assign_with, run_models
 from personas.errors import PersonasError
 
 #: The columns (and Spark types) of an assignment.
@@ -56,6 +56,8 @@ def assign_spark(features: Any, run_dir: str | Path) -> Any:
         for f in features.schema.fields
     ]
     schema = ASSIGNMENT_SCHEMA + (LIKELY_SCHEMA if likely is not None else "")
+    # p_alive and days to the next purchase ride along where the features have them, as locally
+    schema += "".join(f", {c} double" for c in LIFETIME_COLUMNS if c in features.columns)
     names = [c.split()[0] for c in schema.split(", ")]
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -106,7 +108,9 @@ def persona_aggregates(features: Any, assignments: Any) -> Any:
         for f in features.schema.fields
         if isinstance(f.dataType, NumericType) and f.name != "customer_id"
     ]
-    joined = assignments.join(features, "customer_id")
+    # an assignment may carry feature columns (p_alive, ...): take only who went where
+    who = assignments.select("customer_id", "persona_id", "persona_name", "confidence")
+    joined = who.join(features, "customer_id")
     return (
         joined.groupBy("persona_id", "persona_name")
         .agg(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from personas.assign import assign_frame
+from personas.assign import assign_file, assign_frame
 from tests.publish.fixtures import demo_build
 
 
@@ -17,3 +17,16 @@ def test_assign_frame_carries_p_alive_and_days_to_next_purchase() -> None:
     for c in ("p_alive", "expected_days_to_next_purchase"):
         np.testing.assert_allclose(got[c], X[c].astype(float), atol=1e-6)
     assert got["expected_days_to_next_purchase"].notna().sum() > 100
+
+
+def test_assign_file_counts_each_customer_once(tmp_path) -> None:
+    """Likely personas place customers a second time; the headline total counts customers."""
+    demo = demo_build()
+    src = next((demo["root"] / "features").rglob("features.parquet"))
+    X = pd.read_parquet(src).iloc[:400]
+    path = tmp_path / "features.parquet"
+    X.to_parquet(path, index=False)
+    res = assign_file(path, demo["run2"])
+    assert any(k.startswith("likely ") for k in res.counts)  # the demo run has the model
+    assert res.summary().splitlines()[0].startswith("assigned 400 customers")
+    assert len(pd.read_parquet(res.out)) == 400
