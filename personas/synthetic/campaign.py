@@ -8,6 +8,13 @@ the window cancelled with its ``remove`` probability (a message that puts people
 draws are made for everyone, so the true effect in the sample -- the mean of (with - without)
 per persona -- is known exactly and written to ``meta.json``; the export only shows each
 customer's outcome under the arm they got, as real data would.
+
+Prospects known by then are randomised into the same test (same 20 % hold-out, own random
+stream, :func:`plant_prospects`): they have no orders, so without the message nobody buys, and
+with it a prospect places a first order with their hidden persona's ``PROSPECT_EFFECTS``
+probability. Their orders get numbers of their own (``PROSPECT_ORDER_BASE`` up) and no shop
+events, so planting them changes no other customer's data. A prospect who bought is a
+first-time buyer in the export; the measurement places them by *likely* persona.
 """
 
 from __future__ import annotations
@@ -35,6 +42,19 @@ EFFECTS: dict[str, tuple[float, float]] = {
     "loyal_high_value": (0.0, 0.0),
     "unhappy_returner": (0.0, 0.8),
 }
+
+
+# P(first order | message) of a prospect per hidden persona: a welcome offer that turns some
+# shoppers-around into buyers.
+PROSPECT_EFFECTS: dict[str, float] = {
+    "bargain_hunter": 0.5,
+    "app_first_tech": 0.3,
+    "family_home": 0.2,
+    "loyal_high_value": 0.1,
+    "lapsed_at_risk": 0.0,
+    "unhappy_returner": 0.0,
+}
+PROSPECT_ORDER_BASE = 900_000_000  # prospects' first orders: numbers apart from everyone else's
 
 
 def effects() -> list[tuple[float, float]]:
@@ -93,6 +113,55 @@ def plant_campaign(
     return out, {"contacts": contacts, "truth": truth, "start": start}
 
 
+def plant_prospects(
+    rng: np.random.Generator,
+    cust: dict[str, np.ndarray],
+    calendar: Calendar,
+    start: int,
+    counters: dict[str, int],
+) -> dict[str, Any]:
+    """Randomise the prospects known at ``start``; their first orders under the message.
+
+    ``rng`` is the prospects' own stream. Returns the contacts, the orders (owner, ts,
+    channel, number, in_sale, count: the shape of :func:`personas.synthetic.orders.draw_orders`)
+    and the truth per hidden persona (participants, sum of outcome with - without message).
+    """
+    n = cust["persona"].size
+    who = np.flatnonzero(cust["is_prospect"] & (cust["first_seen"] < start))
+    control = rng.random(who.size) < HOLDOUT
+    p_buy = np.array([PROSPECT_EFFECTS.get(p.name, 0.0) for p in PLANTED_PERSONAS])
+    buy = rng.random(who.size) < p_buy[cust["persona"][who]]  # y1; y0 is 0 for everyone
+    owner = who[~control & buy]
+    ts = start + rng.integers(3600, WINDOW_DAYS * int(DAY) - 3600, owner.size)
+    mix = cust["channel_mix"][owner]
+    channel = np.minimum((rng.random((owner.size, 1)) > mix).sum(axis=1), mix.shape[1] - 1)
+    base = PROSPECT_ORDER_BASE + counters.get("prospect_order", 0)
+    counters["prospect_order"] = counters.get("prospect_order", 0) + owner.size
+    day_index = np.clip(ts // DAY - calendar.start_day, 0, calendar.in_sale.size - 1)
+    orders = {
+        "owner": owner,
+        "ts": ts,
+        "channel": channel,
+        "number": base + 1 + np.arange(owner.size, dtype=np.int64),
+        "in_sale": calendar.in_sale[day_index],
+        "count": np.bincount(owner, minlength=n),
+    }
+    k = len(PLANTED_PERSONAS)
+    persona = cust["persona"][who]
+    return {
+        "contacts": {
+            "owner": who,
+            "ts": np.full(who.size, start, dtype=np.int64),
+            "arm": np.where(control, "control", "treatment"),
+        },
+        "orders": orders,
+        "truth": {
+            "participants": np.bincount(persona, minlength=k),
+            "effect_sum": np.bincount(persona, weights=buy.astype(float), minlength=k),
+        },
+    }
+
+
 def _merge(
     orders: dict[str, np.ndarray],
     keep: np.ndarray,
@@ -133,9 +202,18 @@ def contact_block(contacts: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"owner": contacts["owner"], "ts": contacts["ts"], "props": pa.array(props, pa.string())}
 
 
-def truth_summary(participants: np.ndarray, effect_sum: np.ndarray) -> dict[str, Any]:
-    """meta.json's record of the test: design and the true uplift per persona."""
-    return {
+def truth_summary(
+    participants: np.ndarray,
+    effect_sum: np.ndarray,
+    prospects: np.ndarray | None = None,
+    prospect_sum: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """meta.json's record of the test: design and the true uplift per persona.
+
+    ``prospects``/``prospect_sum`` are the contacted prospects' participants and effect sums
+    per hidden persona (``prospect_true_uplift``: the welcome offer's effect among them).
+    """
+    out = {
         "name": NAME,
         "variant": VARIANT,
         "holdout": HOLDOUT,
@@ -153,3 +231,13 @@ def truth_summary(participants: np.ndarray, effect_sum: np.ndarray) -> dict[str,
             for p, s, c in zip(PLANTED_PERSONAS, effect_sum, participants, strict=True)
         },
     }
+    if prospects is not None and prospect_sum is not None:
+        out["prospect_effects"] = dict(PROSPECT_EFFECTS)
+        out["prospect_participants"] = {
+            p.name: int(c) for p, c in zip(PLANTED_PERSONAS, prospects, strict=True)
+        }
+        out["prospect_true_uplift"] = {
+            p.name: (float(s / c) if c else None)
+            for p, s, c in zip(PLANTED_PERSONAS, prospect_sum, prospects, strict=True)
+        }
+    return out

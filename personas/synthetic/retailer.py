@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from personas.synthetic.calendar import Calendar, make_calendar
-from personas.synthetic.campaign import plant_campaign, truth_summary
+from personas.synthetic.campaign import plant_campaign, plant_prospects, truth_summary
 from personas.synthetic.catalogue import Catalogue, draw_catalogue
 from personas.synthetic.columns import numbered
 from personas.synthetic.customers import draw_customers
@@ -55,7 +55,8 @@ from personas.synthetic.planted import CATEGORIES, CHANNELS, PLANTED_PERSONAS, n
 from personas.synthetic.profiles import customer_table, draw_profiles
 from personas.synthetic.writers import GzipSink, write_tables
 
-GENERATOR_VERSION = "1.2"  # 1.1: prospects browse after their persona; 1.2: the campaign test
+GENERATOR_VERSION = "1.3"  # 1.1: prospects browse after their persona; 1.2: the campaign test;
+# 1.3: prospects in the campaign test (their own stream: nobody else's data changes)
 FILES = {
     "transactions": "transactions.csv.gz",
     "customers": "customers.csv.gz",
@@ -136,6 +137,8 @@ def generate(
     sizes = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
     participants = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
     effect_sum = np.zeros(len(PLANTED_PERSONAS))
+    prospects = np.zeros(len(PLANTED_PERSONAS), dtype=np.int64)
+    prospect_sum = np.zeros(len(PLANTED_PERSONAS))
     truth: list[pa.Table] = []
     prospect_truth: list[pa.Table] = []
     counters = {"order": 0, "session": 0}
@@ -151,7 +154,9 @@ def generate(
             # the campaign test has its own stream (not drawn from ``rng``): planting it moves
             # no other draw, and the prospects' browsing (spawned from ``rng``) none of its
             test_rng = np.random.default_rng([seed, 2, index])
-            chunk = _chunk(rng, test_rng, first, n, level, calendar, catalogue, dirty, counters)
+            # ... and so have the prospects in it (their first orders, lines and returns)
+            rngs = (rng, test_rng, np.random.default_rng([seed, 3, index]))
+            chunk = _chunk(rngs, first, n, level, calendar, catalogue, dirty, counters)
             for name, table in chunk["tables"].items():
                 rows[name] += table.num_rows
             for kind, count in chunk["dirt"].items():
@@ -159,6 +164,8 @@ def generate(
             sizes += np.bincount(chunk["truth"]["persona"].to_numpy(), minlength=len(sizes))
             participants += chunk["test"]["participants"]
             effect_sum += chunk["test"]["effect_sum"]
+            prospects += chunk["prospect_test"]["participants"]
+            prospect_sum += chunk["prospect_test"]["effect_sum"]
             truth.append(chunk["truth"])
             prospect_truth.append(chunk["prospect_truth"])
             for job in pending:
@@ -199,7 +206,7 @@ def generate(
         "categories": list(CATEGORIES),
         "channels": list(CHANNELS),
         "dirt": dirt,
-        "campaign_test": truth_summary(participants, effect_sum),
+        "campaign_test": truth_summary(participants, effect_sum, prospects, prospect_sum),
         "files": {name: file for name, file in FILES.items() if name != "meta"},
     }
     paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
@@ -207,8 +214,7 @@ def generate(
 
 
 def _chunk(
-    rng: np.random.Generator,
-    test_rng: np.random.Generator,
+    rngs: tuple[np.random.Generator, np.random.Generator, np.random.Generator],
     first: int,
     n: int,
     level: float,
@@ -220,23 +226,29 @@ def _chunk(
     """Simulate ``n`` customers numbered from ``first + 1`` and build their export tables.
 
     Large intermediates are dropped as soon as their table exists: memory, not time, is what
-    limits the chunk size.
+    limits the chunk size. ``rngs``: the main stream, the campaign test's and its prospects'.
     """
+    rng, test_rng, prospect_rng = rngs
     cust = draw_customers(rng, n, level, calendar)
     ids = numbered("C", np.arange(first + 1, first + n + 1), 8)
     orders = draw_orders(rng, cust, calendar, counters)
     # the randomised test draws from its own stream, so the rest of the data stays comparable
     orders, test = plant_campaign(test_rng, cust, orders, calendar, counters)
+    prospect_test = plant_prospects(prospect_rng, cust, calendar, test["start"], counters)
     sale = draw_lines(rng, cust, orders, catalogue)
     lines = sort_lines(add_returns(rng, orders, sale, calendar))
     sale = {k: sale[k] for k in ("order", "product", "discount")}  # what the events need
     dirt = dict.fromkeys(DIRT_KINDS, 0)
     if dirty:
         lines, dirt = inject_dirt(rng, lines, catalogue, counters)
+    lines = _with_prospect_orders(
+        prospect_rng, lines, cust, prospect_test["orders"], catalogue, calendar
+    )
     transactions = transaction_table(lines, ids, catalogue)
     del lines
     events = draw_events(rng, cust, orders, sale, calendar, catalogue, counters)
     events["blocks"].append(campaign_block(test["contacts"]))
+    events["blocks"].append(campaign_block(prospect_test["contacts"]))
     feedback = draw_feedback(rng, cust, orders, events["tickets"], calendar)
     events = event_table(events.pop("blocks"), ids)
     planted = ~cust["is_prospect"]
@@ -263,4 +275,23 @@ def _chunk(
         "truth": truth,
         "prospect_truth": prospect_truth,
         "test": test["truth"],
+        "prospect_test": prospect_test["truth"],
     }
+
+
+def _with_prospect_orders(
+    rng: np.random.Generator,
+    lines: dict[str, np.ndarray],
+    cust: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    catalogue: Catalogue,
+    calendar: Calendar,
+) -> dict[str, np.ndarray]:
+    """The chunk's order lines plus the prospects' first orders, drawn from their own stream."""
+    if orders["owner"].size == 0:
+        return lines
+    extra = add_returns(rng, orders, draw_lines(rng, cust, orders, catalogue), calendar)
+    keys = [k for k in lines if k in extra]
+    return sort_lines(
+        {k: np.concatenate([lines[k], extra[k].astype(lines[k].dtype)]) for k in keys}
+    )
