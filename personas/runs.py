@@ -309,6 +309,14 @@ def write_run(run_dir: str | Path, out: RunOutput) -> None:
     write_json(run_dir / METRICS, out.metrics)
 
 
+def write_profiles(run_dir: str | Path, profiles: dict[str, Any]) -> None:
+    """Rewrite a run's ``profiles.json`` (canonical text, atomically): campaign measurement
+    adds its tested advice after discovery."""
+    from personas.profile.profiles import dumps
+
+    atomic_write(Path(run_dir) / PROFILES, dumps(profiles).encode("utf-8"))
+
+
 def write_uplift(run_dir: str | Path, uplift: dict[str, Any] | None) -> None:
     """Write (or, for None, remove) the run's campaign uplift table."""
     p = Path(run_dir) / UPLIFT

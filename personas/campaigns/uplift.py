@@ -7,6 +7,11 @@ a bootstrap interval (:mod:`.stats`), and incremental conversions and spend per 
 contacts. A campaign without a control arm gets response rates only, labelled not causal.
 Rows about fewer customers (both arms) than the minimum persona size are not published; cells
 with a thin arm are flagged, not hidden.
+
+Contacted prospects and first-time buyers are not members of any persona; where the run gave
+them a *likely* persona (``likely_persona`` in the assignments) they get rows of their own,
+marked ``likely: true`` and named "Likely: ..." ("undecided" ones pooled as such). These rows
+are guesses about future customers: they never add to a persona's size or advice.
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ METHOD = {
     "responders: the interval is wide and the sign may be unreliable",
     "not_causal": "campaigns without a control arm: response rates of contacted customers only; "
     "they say who responded, not what the campaign caused",
+    "likely": "rows named 'Likely: ...' are contacted prospects and first-time buyers grouped by "
+    "the persona they are likely to become (a classifier's guess, read from the run's "
+    "assignments after the campaign; 'undecided' where no persona was likely enough); they are "
+    "not members and not counted in any persona's size",
 }
+LIKELY_PREFIX = "Likely: "
 
 
 def uplift_table(
@@ -53,12 +63,20 @@ def uplift_table(
     if response not in OUTCOMES:
         raise ValueError(f"response={response!r}; expected one of {', '.join(OUTCOMES)}")
     df = contacts.copy()
+    likely_cols = ["likely_persona", "likely_persona_name"]
     if assignments is not None and len(assignments):
-        a = assignments[["customer_id", "persona_id", "persona_name"]].astype(str)
+        cols = ["customer_id", "persona_id", "persona_name"]
+        cols += [c for c in likely_cols if c in assignments.columns]
+        a = assignments[cols].copy()
+        a[cols[:3]] = a[cols[:3]].astype(str)
         df = df.merge(a, on="customer_id", how="left")
     else:
         df["persona_id"] = None
         df["persona_name"] = None
+    for c in likely_cols:
+        if c not in df.columns:
+            df[c] = None
+    df["likely_persona_name"] = df["likely_persona_name"].fillna(df["likely_persona"])
     df["persona_id"] = df["persona_id"].fillna("unassigned")
     df["persona_name"] = df["persona_name"].fillna("Not in this run")
     unknown = sorted(set(df["arm"]) - {"treatment", "control"})
@@ -88,24 +106,46 @@ def _campaign(
         .drop_duplicates("persona_id")
         .sort_values("persona_id")
     )
+    likely = (
+        c.loc[c["likely_persona"].notna(), ["likely_persona", "likely_persona_name"]]
+        .astype(str)
+        .drop_duplicates("likely_persona")
+    )
+    likely = likely.sort_values(
+        "likely_persona", key=lambda s: s.map(lambda x: (x == "undecided", x))
+    )
     for v in variants:
         t_v = treated[treated["variant"] == v]
-        groups = [("overall", "All customers", t_v, control)]
+        groups = [("overall", "All customers", t_v, control, False)]
         for pid, pname in personas.itertuples(index=False):
             groups.append(
-                (pid, pname, t_v[t_v["persona_id"] == pid], control[control["persona_id"] == pid])
+                (
+                    pid,
+                    pname,
+                    t_v[t_v["persona_id"] == pid],
+                    control[control["persona_id"] == pid],
+                    False,
+                )
             )
-        for pid, pname, t, k in groups:
+        for lid, lname in likely.itertuples(index=False):
+            t = t_v[t_v["likely_persona"].astype(str) == lid]
+            k = control[control["likely_persona"].astype(str) == lid]
+            groups.append((lid, LIKELY_PREFIX + lname, t, k, True))
+        for pid, pname, t, k, is_likely in groups:
             if len(t) == 0 or len(t) + len(k) < min_size:
                 suppressed += pid != "overall"
                 continue
             row = _row(t, k if has_control else None, response, n_boot, seed)
-            rows.append({"variant": v, "persona_id": pid, "persona_name": pname, **row})
+            rows.append(
+                {"variant": v, "persona_id": pid, "persona_name": pname, "likely": is_likely, **row}
+            )
     return {
         "campaign": name,
         "causal": has_control,
         "contacted": len(treated),
         "control": len(control),
+        "likely_contacted": int(treated["likely_persona"].notna().sum()),
+        "likely_control": int(control["likely_persona"].notna().sum()),
         "variants": variants,
         "start": str(c["ts"].min()),
         "rows": rows,
@@ -194,11 +234,18 @@ def measure_run(
     response: str = "conversion",
     n_boot: int = 2000,
 ) -> dict[str, Any] | None:
-    """Measure the lake's campaigns for a run's personas and write the run's uplift table."""
+    """Measure the lake's campaigns for a run's personas and write the run's uplift table.
+
+    The tested advice goes into the run's ``profiles.json`` too (each persona's
+    ``tested_messages`` and playbook ``actions``, see
+    :func:`personas.campaigns.advice.apply_to_profiles`).
+    """
     from personas import runs
+    from personas.campaigns.advice import apply_to_profiles
 
     run = runs.load_run(run_dir)
     min_size = int(run.profiles.get("min_persona_size") or 0)
     out = measure(lake_dir, run.assignments, min_size, window_days, response, n_boot)
     runs.write_uplift(run_dir, out)
+    runs.write_profiles(run_dir, apply_to_profiles(run.profiles, out))
     return out

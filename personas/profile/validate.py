@@ -72,6 +72,12 @@ def _cross_field(p: dict[str, Any]) -> list[str]:
         ids.add(persona["id"])
         slugs.add(persona["slug"])
         total += persona["size"]
+        for j, t in enumerate(persona.get("tested_messages", [])):
+            if t["n_treatment"] + t["n_control"] < min_size:
+                out.append(
+                    f"{where}/tested_messages/{j}: a test of {t['n_treatment'] + t['n_control']} "
+                    f"customers is below min_persona_size {min_size}"
+                )
     for i, g in enumerate(p["groups"]):
         if g.get("published") and g.get("size", 0) < min_size:
             out.append(

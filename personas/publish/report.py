@@ -95,7 +95,7 @@ def render(
 def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figure]:
     """Every figure of the report by its element id (optional ones only when data exists)."""
     p = run.profiles
-    figs: dict[str, go.Figure] = {}
+    figs: dict[str, go.Figure] = whatworks.figures(run.uplift)  # forest plots per campaign
     if run.map is not None and not run.map.empty:
         figs["map"] = plots.persona_map(run.map, p, cap=plots.MAP_CAP)
     figs["sizes"] = plots.sizes(p)

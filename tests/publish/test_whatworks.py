@@ -20,7 +20,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict:
     demo = demo_build()
     run_dir = copy_run(demo["run2"], tmp_path_factory.mktemp("whatworks"))
     uplift = measure_run(run_dir, demo["lake"])
-    return {"run": run_dir, "uplift": uplift, "lake": demo["lake"]}
+    return {"run": run_dir, "uplift": uplift, "lake": demo["lake"], "source": demo["run2"]}
 
 
 def test_uplift_is_written_into_the_run_with_every_published_persona(measured) -> None:
@@ -102,3 +102,110 @@ def test_hostile_variant_names_are_escaped_and_small_rows_refused(measured, tmp_
     runs.write_uplift(run_dir, u)
     with pytest.raises(SafetyError, match="below the minimum"):
         publication.publish(run_dir, tmp_path / "pub")
+
+
+def test_tested_advice_is_written_into_profiles_json(measured) -> None:
+    """profiles.json carries each persona's tested messages (schema-valid), sizes untouched."""
+    from personas.profile.validate import validate_profiles
+
+    source = runs.load_run(measured["source"])
+    before = {p["id"]: p["size"] for p in source.profiles["personas"]}
+    run = runs.load_run(measured["run"])
+    validate_profiles(run.profiles)
+    camp = next(c for c in run.uplift["campaigns"] if c["campaign"] == NAME)
+    verdicts = {r["persona_id"]: r["verdict"] for r in camp["rows"] if not r.get("likely")}
+    kinds = set()
+    for p in run.profiles["personas"]:
+        assert p["size"] == before[p["id"]]  # likely personas never add to a persona's size
+        tested = p["tested_messages"]
+        want = verdicts.get(p["id"])
+        if want in ("raised", "lowered"):
+            (t,) = tested
+            assert t["verdict"] == want and t["variant"] == VARIANT and t["campaign"] == NAME
+            assert (t["low"] > 0) if want == "raised" else (t["high"] < 0)
+            key = "tested_message" if want == "raised" else "message_warning"
+            assert p["actions"][0]["key"] == key and p["actions"][0]["what"] == t["action"]
+            kinds.add(t["kind"])
+        else:
+            assert tested == [] and all(
+                a["key"] not in ("tested_message", "message_warning") for a in p["actions"]
+            )
+    assert kinds  # the planted test moves at least one discovered persona either way
+    # measuring again replaces the advice instead of stacking it; the cards show it once
+    measure_run(measured["run"], measured["lake"])
+    again = runs.load_run(measured["run"])
+    assert again.profiles == run.profiles
+    from personas.publish.cards import card_context
+
+    for p in again.profiles["personas"]:
+        view = card_context(again.profiles, p, again.uplift)["p"]
+        titles = [a["title"] for a in view["actions"]]
+        assert titles.count("Tested message") + titles.count("Warning") == len(p["tested_messages"])
+
+
+def test_likely_personas_of_contacted_prospects_get_rows_of_their_own(measured) -> None:
+    """Prospects and first-time buyers by likely persona: labelled, counted, never members."""
+    from personas.campaigns.exposure import contacts
+    from personas.campaigns.uplift import LIKELY_PREFIX, uplift_table
+    from personas.lake import Lake
+
+    run = runs.load_run(measured["run"])
+    a = run.assignments
+    con = Lake(measured["lake"]).connect()
+    try:
+        df = contacts(con)
+    finally:
+        con.close()
+    # every row, however small, so that the counts can be checked (publishing keeps the minimum)
+    u = uplift_table(df, a, min_size=1, n_boot=200)
+    camp = next(c for c in u["campaigns"] if c["campaign"] == NAME)
+    likely = [r for r in camp["rows"] if r["likely"]]
+    with_likely = set(a.loc[a["likely_persona"].notna(), "customer_id"].astype(str))
+    mine = df[df["campaign"] == NAME]
+    assert (
+        camp["likely_contacted"]
+        == mine[mine["arm"] == "treatment"]["customer_id"].isin(with_likely).sum()
+    )
+    assert camp["likely_contacted"] > 0, "the planted test contacts prospects"
+    assert sum(r["n_treatment"] for r in likely) == camp["likely_contacted"]
+    assert sum(r["n_control"] for r in likely) == camp["likely_control"]
+    pairs = a[["likely_persona", "likely_persona_name"]].dropna().astype(str)
+    names = dict(zip(pairs["likely_persona"], pairs["likely_persona_name"], strict=True))
+    for r in likely:
+        assert r["persona_name"] == LIKELY_PREFIX + names[r["persona_id"]]
+    # the published table keeps the minimum size for likely rows too
+    for r in (r for c in run.uplift["campaigns"] for r in c["rows"]):
+        assert r["n_treatment"] + r["n_control"] >= run.profiles["min_persona_size"]
+
+
+def test_forest_plot_per_campaign_with_zero_line_and_flagged_small_cells(measured) -> None:
+    from personas.publish import whatworks
+    from personas.publish.plots.uplift import SMALL_LABEL
+
+    run = runs.load_run(measured["run"])
+    u = json.loads(json.dumps(run.uplift))
+    camp = next(c for c in u["campaigns"] if c["campaign"] == NAME)
+    camp["rows"][-1]["small_cell"] = True
+    figs = whatworks.figures(u)
+    ctx = whatworks.section(u)
+    fid = next(c["figure"] for c in ctx["campaigns"] if c["name"] == NAME)
+    fig = figs[fid]
+    points = {}
+    for tr in fig.data:
+        for i, (x, y) in enumerate(zip(tr.x, tr.y, strict=True)):
+            points[y] = (x, tr.error_x.array[i], tr.error_x.arrayminus[i], tr.marker.symbol)
+    assert len(points) == len(camp["rows"])  # one dot per row (one variant)
+    for r in camp["rows"]:
+        c = r["conversion"]
+        x, plus, minus, symbol = points[r["persona_name"]]
+        assert x == pytest.approx(100 * c["uplift"])
+        assert x + plus == pytest.approx(100 * c["high"])
+        assert x - minus == pytest.approx(100 * c["low"])
+        assert symbol == ("circle-open" if r.get("small_cell") else "circle")
+    assert any(SMALL_LABEL in tr.name for tr in fig.data)
+    (zero,) = fig.layout.shapes
+    assert zero.x0 == 0 and zero.x1 == 0
+    # and the report draws it inside "What works for whom"
+    page = report.render(run)
+    section = page.split('id="whatworks"')[1].split("</section>")[0]
+    assert f'data-fig="{fid}"' in section and f'id="figdata-{fid}"' in section
