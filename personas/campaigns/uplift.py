@@ -132,7 +132,8 @@ def _campaign(
             k = control[control["likely_persona"].astype(str) == lid]
             groups.append((lid, LIKELY_PREFIX + lname, t, k, True))
         for pid, pname, t, k, is_likely in groups:
-            if len(t) == 0 or len(t) + len(k) < min_size:
+            # no contacted, or a control arm with nobody in this group: nothing to compare
+            if len(t) == 0 or (has_control and len(k) == 0) or len(t) + len(k) < min_size:
                 suppressed += pid != "overall"
                 continue
             row = _row(t, k if has_control else None, response, n_boot, seed)

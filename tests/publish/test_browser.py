@@ -244,6 +244,14 @@ def test_what_works_for_whom_section_is_reachable_and_readable(browser, site) ->
     assert first.get_attribute("data-persona") == "overall"
     cells = first.locator("td").all_inner_texts()
     assert any(" to " in c and c.endswith("pp") for c in cells), cells  # the 95% interval
+    forest = section.locator(".fig[data-fig^='forest-']").first
+    forest.scroll_into_view_if_needed()
+    forest.locator(".main-svg").first.wait_for(state="attached")  # the forest plot is drawn
+    assert (
+        forest.locator(".scatterlayer .point").count()
+        == rows.count()
+        + section.locator("table.likely[data-campaign='planted_test'] tbody tr").count()
+    )
     assert p.console_errors() == [] and p.requests == []
     ARTIFACTS.mkdir(exist_ok=True)
     section.screenshot(path=str(ARTIFACTS / "report-whatworks.png"))

@@ -167,8 +167,18 @@ def test_likely_personas_of_contacted_prospects_get_rows_of_their_own(measured) 
         == mine[mine["arm"] == "treatment"]["customer_id"].isin(with_likely).sum()
     )
     assert camp["likely_contacted"] > 0, "the planted test contacts prospects"
-    assert sum(r["n_treatment"] for r in likely) == camp["likely_contacted"]
-    assert sum(r["n_control"] for r in likely) == camp["likely_control"]
+    # each likely persona's row counts its arms as a recount does; without a control, no row
+    m = mine.merge(a[["customer_id", "likely_persona"]].astype(str), on="customer_id")
+    m = m[m["likely_persona"].isin(set(a["likely_persona"].dropna().astype(str)))]
+    counts = m.groupby(["likely_persona", "arm"]).size().unstack(fill_value=0)
+    by_id = {r["persona_id"]: r for r in likely}
+    assert likely and set(by_id) <= set(counts.index)
+    for lid, c in counts.iterrows():
+        if c.get("control", 0) == 0:
+            assert lid not in by_id  # nothing to compare with: not published
+        else:
+            got = (by_id[lid]["n_treatment"], by_id[lid]["n_control"])
+            assert got == (c.get("treatment", 0), c["control"])
     pairs = a[["likely_persona", "likely_persona_name"]].dropna().astype(str)
     names = dict(zip(pairs["likely_persona"], pairs["likely_persona_name"], strict=True))
     for r in likely:
@@ -180,6 +190,7 @@ def test_likely_personas_of_contacted_prospects_get_rows_of_their_own(measured) 
 
 def test_forest_plot_per_campaign_with_zero_line_and_flagged_small_cells(measured) -> None:
     from personas.publish import whatworks
+    from personas.publish.plots import esc
     from personas.publish.plots.uplift import SMALL_LABEL
 
     run = runs.load_run(measured["run"])
@@ -197,7 +208,7 @@ def test_forest_plot_per_campaign_with_zero_line_and_flagged_small_cells(measure
     assert len(points) == len(camp["rows"])  # one dot per row (one variant)
     for r in camp["rows"]:
         c = r["conversion"]
-        x, plus, minus, symbol = points[r["persona_name"]]
+        x, plus, minus, symbol = points[esc(r["persona_name"])]  # names are escaped
         assert x == pytest.approx(100 * c["uplift"])
         assert x + plus == pytest.approx(100 * c["high"])
         assert x - minus == pytest.approx(100 * c["low"])
