@@ -45,8 +45,8 @@ def forest(camp: Mapping[str, Any], response: str = "conversion") -> go.Figure:
                     mode="markers",
                     name=esc(f"{v}, {SMALL_LABEL}" if small else v),
                     legendgroup=esc(v),
-                    marker={
-                        "color": "#FFFFFF" if small else colour,
+                    marker={  # an open symbol is drawn in its colour: hollow, not hidden
+                        "color": colour,
                         "line": {"color": colour, "width": 2},
                         "size": 10,
                         "symbol": "circle-open" if small else "circle",
@@ -69,7 +69,7 @@ def forest(camp: Mapping[str, Any], response: str = "conversion") -> go.Figure:
                 )
             )
     fig.add_vline(x=0, line={"color": AVERAGE_COLOUR, "width": 1.5, "dash": "dash"})
-    height = 90 + 34 * max(len(order), 1)
+    height = 130 + 34 * max(len(order), 1)
     fig.update_layout(
         xaxis={"title": {"text": "Uplift of the response rate (percentage points, 95% CI)"}},
         yaxis={
@@ -79,7 +79,12 @@ def forest(camp: Mapping[str, Any], response: str = "conversion") -> go.Figure:
         },
         showlegend=True,
     )
-    return layout(fig, height, margin={"l": label_px(order), "r": 10, "t": 30, "b": 10})
+    return layout(
+        fig,
+        height,
+        margin={"l": label_px(order), "r": 10, "t": 50, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+    )
 
 
 def forests(uplift: Mapping[str, Any] | None) -> dict[str, go.Figure]:
