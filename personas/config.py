@@ -115,6 +115,51 @@ class CampaignsConfig(_Strict):
     n_boot: int = Field(default=2000, ge=100, description="bootstrap resamples for spend")
 
 
+class RefreshConfig(_Strict):
+    """When a scheduled refresh refits instead of assigning (docs/drift.md)."""
+
+    mode: Literal["auto", "assign", "refit"] = Field(
+        default="auto", description="auto: refit only on evidence; assign; refit"
+    )
+    refit_every: int = Field(
+        default=28, ge=1, description="refit when the model is this many days (as-of time) old"
+    )
+    psi_threshold: float = Field(default=0.25, gt=0, description="PSI of any model feature")
+    low_confidence_threshold: float = Field(
+        default=0.15, gt=0, le=1, description="share below the fit's 5th-percentile confidence"
+    )
+    share_shift_threshold: float = Field(
+        default=0.10, gt=0, le=1, description="absolute change of a persona's share"
+    )
+    new_customers_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="share of customers the model never saw"
+    )
+    keep_runs: int = Field(
+        default=30, ge=1, description="run folders kept (plus the published one and its model)"
+    )
+
+    def policy(self, mode: str | None = None) -> Any:
+        from personas.drift import Policy, Thresholds
+
+        return Policy(
+            mode=mode or self.mode,  # type: ignore[arg-type]
+            refit_every=self.refit_every,
+            thresholds=Thresholds(
+                psi=self.psi_threshold,
+                low_confidence=self.low_confidence_threshold,
+                share_shift=self.share_shift_threshold,
+                new_customers=self.new_customers_threshold,
+            ),
+        )
+
+
+class AlertsConfig(_Strict):
+    webhook_url: str | None = Field(
+        default=None, description="JSON POST {text: ...} on refit, drift and failure"
+    )
+    timeout: float = Field(default=10.0, gt=0, description="seconds before giving up a post")
+
+
 class Config(_Strict):
     workspace: Path = Path("data")
     lake: Path | None = None
@@ -123,6 +168,13 @@ class Config(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
     campaigns: CampaignsConfig = CampaignsConfig()
+    refresh: RefreshConfig = RefreshConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    lock_timeout: float = Field(
+        default=3600.0,
+        ge=0,
+        description="seconds a run waits for another run of the same workspace to finish",
+    )
 
     @property
     def lake_dir(self) -> Path:

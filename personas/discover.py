@@ -116,7 +116,7 @@ def fit_personas(
         likely, assignments, likely_block = place_unprofiled(
             X,
             assignments,
-            _lifecycle(X, labels),
+            lifecycle_stages(X, labels),
             {p["id"]: p["name"] for p in profiles["personas"]},
             cfg.likely_threshold,
             cfg.random_state,
@@ -182,7 +182,7 @@ def discover(
     features_path = Path(features_path)
     X = load_features(features_path)
     catalog = load_catalog(features_path)
-    previous = _previous(previous_dir)
+    previous = previous_publication(previous_dir)
     run_dir = runs.create_run(
         runs_root,
         run_id,
@@ -212,7 +212,7 @@ def discover(
     )
 
 
-def _lifecycle(X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+def lifecycle_stages(X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     """Lifecycle stage per row; the profiled rows are "repeat" whatever the table says."""
     stage = np.full(len(X), "repeat", dtype=object)
     rest = labels < 0
@@ -221,7 +221,7 @@ def _lifecycle(X: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     return stage.astype(str)
 
 
-def _previous(previous_dir: str | Path | None) -> runs.Run | None:
+def previous_publication(previous_dir: str | Path | None) -> runs.Run | None:
     """The previous publication, when there is a complete one to match identities with."""
     if previous_dir is None:
         return None

@@ -31,6 +31,10 @@ class LakeError(PersonasError, RuntimeError):
     """The lake is missing, locked by another process, or inconsistent."""
 
 
+class LockError(PersonasError, RuntimeError):
+    """The workspace is held by another run for longer than the lock timeout."""
+
+
 class NotEnoughDataError(PersonasError, ValueError):
     """There is too little data to do what was asked (e.g. fewer customers than personas)."""
 

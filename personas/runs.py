@@ -42,6 +42,8 @@ MAP = "map.parquet"
 MODEL = "model.skops"
 LIKELY_MODEL = "likely.skops"  # likely personas of prospects and one-purchase customers
 UPLIFT = "uplift.json"  # campaign response and uplift per persona (personas.campaigns)
+REFERENCE = "reference.parquet"  # the model's reference sample of the features (drift)
+DRIFT = "drift.json"  # drift against the model and the refresh decision
 REPORT = "report.html"
 CARDS = "cards"
 AUDIENCES = "audiences"
@@ -133,6 +135,18 @@ class Run:
         path = self.path / LIKELY_MODEL
         return load_model(path) if path.exists() else None
 
+    @cached_property
+    def drift(self) -> dict[str, Any]:
+        """The refresh decision and drift figures ({} for a run made before refresh modes)."""
+        p = self.path / DRIFT
+        return read_json(p) if p.exists() else {}
+
+    @cached_property
+    def reference(self) -> pd.DataFrame | None:
+        """The model's reference sample of the features (index: customer_id), if kept."""
+        df = _optional_parquet(self.path / REFERENCE)
+        return df.set_index("customer_id") if df is not None else None
+
 
 @dataclass
 class RunOutput:
@@ -144,7 +158,7 @@ class RunOutput:
     identity: dict[str, Any]
     map: pd.DataFrame
     metrics: dict[str, Any]
-    model: PersonaSegmenter
+    model: PersonaSegmenter | None
     migration: pd.DataFrame | None = None
     likely: LikelyPersonaClassifier | None = None
 
@@ -303,7 +317,8 @@ def write_run(run_dir: str | Path, out: RunOutput) -> None:
     if out.migration is not None:
         out.migration.to_parquet(run_dir / MIGRATION, index=False)
     out.map.to_parquet(run_dir / MAP, index=False)
-    save_model(out.model, run_dir / MODEL)
+    if out.model is not None:  # an assign run links its model's file instead
+        save_model(out.model, run_dir / MODEL)
     if out.likely is not None:
         save_model(out.likely, run_dir / LIKELY_MODEL)
     write_json(run_dir / METRICS, out.metrics)
@@ -324,6 +339,36 @@ def write_uplift(run_dir: str | Path, uplift: dict[str, Any] | None) -> None:
         p.unlink(missing_ok=True)
     else:
         write_json(p, uplift)
+
+
+def write_refresh(
+    run_dir: str | Path,
+    drift: dict[str, Any],
+    reference: pd.DataFrame | None = None,
+    model_from: str | Path | None = None,
+) -> None:
+    """A refresh's decision and drift; the fit's reference sample, or the model's files linked.
+
+    An assign run shares its model's ``model.skops`` and reference sample (hard links where
+    the file system allows, copies otherwise), so the run folder stays complete on its own.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    if reference is not None:
+        reference.rename_axis("customer_id").reset_index().to_parquet(
+            run_dir / REFERENCE, index=False
+        )
+    if model_from is not None:
+        for name in (MODEL, LIKELY_MODEL, REFERENCE):
+            src, dst = Path(model_from) / name, run_dir / name
+            if src.exists():
+                dst.unlink(missing_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+    write_json(run_dir / DRIFT, drift)
 
 
 def set_status(run_dir: str | Path, status: str | None = None, **fields: Any) -> None:
@@ -445,3 +490,41 @@ def _plain(o: object) -> object:
     if isinstance(o, Mapping):
         return dict(o)
     return str(o)
+
+
+# ---- retention --------------------------------------------------------------------------------
+def prune_runs(
+    runs_root: str | Path, keep: int = 30, protect: set[str] | frozenset[str] = frozenset()
+) -> list[Path]:
+    """Delete run folders beyond the newest ``keep``; never one named in ``protect``.
+
+    ``protect`` holds the run ids something still references: the published run, the runs of
+    the publication history and the runs whose models later runs assign with (``model_run``
+    in their ``drift.json``, collected here too). Returns the deleted folders.
+    """
+    import shutil
+
+    root = Path(runs_root)
+    if not root.exists():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and (p / RUN_INFO).exists())
+    kept = folders[-max(keep, 1) :]
+    protected = set(protect)
+    for p in kept + [root / r for r in protect]:
+        d = p / DRIFT
+        if d.exists():
+            protected.add(str(read_json(d).get("model_run") or ""))
+    removed = []
+    for p in folders[: -max(keep, 1)]:
+        if p.name in protected or (p / STAGING).exists() or _status(p) == "running":
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _status(run_dir: Path) -> str:
+    try:
+        return str(read_json(run_dir / RUN_INFO).get("status", ""))
+    except (OSError, ValueError):
+        return ""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.humane import generate_weeks, locked, one_line_errors, quiet_teardown, recent_runs
+
 DEMO_KEY = "personas-demo-key-not-secret"
 
 
@@ -127,8 +129,30 @@ def _cfg(config_path: str | None, workspace: str | None, **over: object):
     show_default=True,
     help="Folder for the generated export files.",
 )
-def generate(customers: int, seed: int, noise: str, out: str) -> None:
-    """Write synthetic retailer exports with planted personas (truth.parquet beside them)."""
+@click.option(
+    "--weeks",
+    type=int,
+    default=None,
+    help="Write this many weekly folders (week=YYYY-MM-DD/) with a planted change instead.",
+)
+@click.option(
+    "--change-week",
+    type=int,
+    default=30,
+    show_default=True,
+    help="With --weeks: first week where one persona grows and a new category appears (0: none).",
+)
+def generate(
+    customers: int, seed: int, noise: str, out: str, weeks: int | None, change_week: int
+) -> None:
+    """Write synthetic retailer exports with planted personas (truth.parquet beside them).
+
+    With --weeks, a dated sequence of weekly exports for testing scheduled refreshes: from
+    --change-week on, one persona grows from 10% to 25% of new customers and a new category
+    appears (--customers is then the base of customers known before the first week).
+    """
+    if weeks:
+        return generate_weeks(out, weeks, seed, customers, change_week)
     from personas.synthetic.retailer import generate as gen
 
     with progress_bar("generate") as cb:
@@ -176,7 +200,7 @@ def ingest(
 
     cfg = _cfg(config_path, workspace)
     lake_dir = Path(lake) if lake else cfg.lake_dir
-    with progress_bar("ingest") as cb:
+    with locked(cfg, "personas ingest"), progress_bar("ingest") as cb:
         report = run(list(files), mapping, lake_dir, progress=cb)
     click.echo(report.summary())
     click.echo(f"lake: {lake_dir}")
@@ -293,7 +317,13 @@ def publish(run_dir: str | None, workspace: str | None, config_path: str | None)
 
     cfg = _cfg(config_path, workspace)
     rd = Path(run_dir) if run_dir else newest_run(cfg.runs_dir)
-    res = run(rd, cfg.published_dir, lake_dir=cfg.lake_dir if cfg.lake_dir.exists() else None)
+    with locked(cfg, "personas publish"):
+        res = run(
+            rd,
+            cfg.published_dir,
+            lake_dir=cfg.lake_dir if cfg.lake_dir.exists() else None,
+            lock_timeout=cfg.lock_timeout,
+        )
     click.echo(f"report: {res.report}\npublished: {res.latest}")
 
 
@@ -308,12 +338,21 @@ def publish(run_dir: str | None, workspace: str | None, config_path: str | None)
 )
 @click.option("--mapping", "-m", default=None, help="Mapping for --source.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "assign", "refit"]),
+    default=None,
+    help="auto: refit only on drift, age or a changed feature set (default: refresh.mode).",
+)
+@click.option("--debug", is_flag=True, help="Show Prefect's logs and tracebacks on the screen.")
 @workspace_opt
 @config_opt
 def refresh(
     sources: tuple[str, ...],
     mapping: str | None,
     as_of: object,
+    mode: str | None,
+    debug: bool,
     workspace: str | None,
     config_path: str | None,
 ) -> None:
@@ -323,16 +362,24 @@ def refresh(
     10-30 s). The last good publication stays in place if anything fails.
     """
     _prefect_env()
+    if not debug:
+        quiet_teardown()
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from pipelines.flows import refresh as flow
 
     t0 = time.perf_counter()
-    out = flow(
-        config_path=config_path,
-        sources=list(sources) or None,
-        mapping=mapping,
-        workspace=workspace,
-        as_of=as_of.date() if as_of else None,
-    )
+    with one_line_errors("refresh", debug):
+        out = flow(
+            config_path=config_path,
+            sources=list(sources) or None,
+            mapping=mapping,
+            workspace=workspace,
+            as_of=as_of.date() if as_of else None,
+            mode=mode,
+        )
+    if out.get("lock_took_over"):
+        click.secho(f"note: took over the workspace lock of {out['lock_took_over']}", err=True)
+    click.echo(out["reason"])
     click.echo(f"refresh finished in {time.perf_counter() - t0:.0f} s")
     click.echo(f"report: {out['publish']['report']}")
 
@@ -447,6 +494,32 @@ def serve(cron: str, name: str, config_path: str | None) -> None:
 
 
 @main.command()
+@click.option("--cron", required=True, help='Cron schedule, e.g. "0 3 * * 1" (Mondays 03:00).')
+@click.option("--pool", default="personas", show_default=True, help="Process work pool.")
+@click.option("--name", default="personas-refresh", show_default=True)
+@click.option("--mode", type=click.Choice(["auto", "assign", "refit"]), default=None)
+@config_opt
+def deploy(cron: str, pool: str, name: str, mode: str | None, config_path: str | None) -> None:
+    """Register the refresh as a Prefect deployment on a process work pool (needs a server).
+
+    Then run a worker where this checkout lives:  uv run prefect worker start --pool personas
+    """
+    _prefect_env()
+    if not os.environ.get("PREFECT_API_URL"):
+        from personas.errors import PersonasError
+
+        raise PersonasError(
+            "deploy needs a running Prefect server: start one with `uv run prefect server "
+            "start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    from pipelines.serve import deploy_refresh
+
+    dep = deploy_refresh(cron, pool, name, config_path, mode)
+    click.echo(f"deployment refresh/{name} ({dep}) on work pool {pool!r}, cron {cron!r}")
+    click.echo(f"start a worker:  uv run prefect worker start --pool {pool}")
+
+
+@main.command()
 @workspace_opt
 @config_opt
 def status(workspace: str | None, config_path: str | None) -> None:
@@ -476,6 +549,7 @@ def status(workspace: str | None, config_path: str | None) -> None:
     if read:
         pins = ",".join(f"{t}={v}" for t, v in sorted(read.items()))
         click.echo(f"  read lake versions {pins} (personas features --lake-versions {pins})")
+    recent_runs(cfg.runs_dir)
     if problems:
         sys.exit(1)
 

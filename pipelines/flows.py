@@ -17,6 +17,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from personas import runs
 from personas.config import Config, load_config
+from personas.lock import WorkspaceLock
+from personas.publish import driftview
 from pipelines import lifeline
 
 lifeline.install()  # a temporary Prefect server dies with the process that started it
@@ -150,6 +152,36 @@ def uplift_task(run_dir: str, lake_dir: str, campaigns: dict[str, Any]) -> int:
     return n
 
 
+@task(name="assign-or-refit")
+def refresh_task(
+    features_path: str,
+    runs_dir: str,
+    published_dir: str,
+    segmentation: dict[str, Any],
+    refresh_cfg: dict[str, Any],
+    mode: str | None,
+) -> dict[str, Any]:
+    from personas.config import RefreshConfig, SegmentationConfig
+    from personas.refresh import refresh_run
+
+    res = refresh_run(
+        features_path,
+        runs_dir,
+        published_dir,
+        RefreshConfig.model_validate(refresh_cfg).policy(mode),
+        SegmentationConfig.model_validate(segmentation),
+        progress=_log_progress("refresh"),
+    )
+    get_run_logger().info("%s (%.1f s) -> %s", res.reason, res.seconds, res.run_dir)
+    return {
+        "run_dir": str(res.run_dir),
+        "mode": res.mode,
+        "reason": res.reason,
+        "drifted": res.drifted,
+        "drift": res.drift,
+    }
+
+
 @task(name="publish-run")
 def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict[str, Any]:
     from personas.publish.publication import publish
@@ -169,8 +201,13 @@ def publish_task(run_dir: str, published_dir: str, lake_dir: str | None) -> dict
 # ---- flows -------------------------------------------------------------------------------
 @flow(name="ingest", log_prints=True)
 def ingest_flow(sources: list[str], mapping: str, lake_dir: str | None = None) -> dict[str, Any]:
-    """Ingest source files into the lake (idempotent: known files are skipped)."""
-    return ingest_task(sources, mapping, lake_dir or str(_DEFAULT.lake_dir))
+    """Ingest source files into the lake (idempotent: known files are skipped).
+
+    Holds the workspace lock of the lake's parent folder (re-entrant inside ``refresh``).
+    """
+    lake_dir = lake_dir or str(_DEFAULT.lake_dir)
+    with WorkspaceLock(Path(lake_dir).parent, "personas ingest"):
+        return ingest_task(sources, mapping, lake_dir)
 
 
 @flow(name="build_features")
@@ -254,13 +291,37 @@ def refresh(
     mapping: str | None = None,
     workspace: str | None = None,
     as_of: date | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
-    """The scheduled job: ingest new files, recompute features, rediscover, publish.
+    """The scheduled job: ingest new files, features, assign or refit, publish.
 
-    Runs are idempotent: files already in the lake are skipped, and unchanged data yields the
-    same personas with the same ids and names. A failure leaves the last publication as is.
+    ``mode`` (auto, assign, refit; default the config's ``refresh.mode``) chooses between
+    scoring with the published model and a new discovery (personas.refresh). Runs are
+    idempotent: files already in the lake are skipped, and unchanged data yields the same
+    personas with the same ids and names. A failure leaves the last publication as is.
     """
     cfg = _config(config_path, workspace, mapping, sources, as_of)
+    with WorkspaceLock(cfg.workspace, "personas refresh", cfg.lock_timeout) as lk:
+        if lk.took_over:
+            get_run_logger().warning("took over the workspace lock of %s", lk.took_over)
+        try:
+            result = _refresh(cfg, mode)
+            result["lock_took_over"] = lk.took_over
+            return result
+        except BaseException as e:
+            from personas.alerts import post
+
+            post(
+                cfg.alerts.webhook_url,
+                "failure",
+                f"{type(e).__name__}: {e}".splitlines()[0],
+                workspace=str(cfg.workspace),
+                timeout=cfg.alerts.timeout,
+            )
+            raise
+
+
+def _refresh(cfg: Config, mode: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     result: dict[str, Any] = {"workspace": str(cfg.workspace)}
     if cfg.sources:
@@ -284,19 +345,71 @@ def refresh(
         f.engine,
         f.spark_master,
     )
-    run_dir = discover_personas_flow(
+    decided = refresh_task(
         features_path,
         str(cfg.runs_dir),
         str(cfg.published_dir),
         cfg.segmentation.model_dump(mode="json"),
+        cfg.refresh.model_dump(mode="json"),
+        mode,
     )
+    run_dir = decided["run_dir"]
+    result.update(mode=decided["mode"], reason=decided["reason"], drift=decided["drift"])
     result["campaigns"] = uplift_task(
         run_dir, str(cfg.lake_dir), cfg.campaigns.model_dump(mode="json")
     )
     result["publish"] = publish_flow(run_dir, str(cfg.published_dir), str(cfg.lake_dir))
     result["run_dir"] = run_dir
+    create_markdown_artifact(
+        markdown=driftview.markdown(decided["drift"]),
+        key="refresh-drift",
+        description="Refresh decision and drift against the model",
+    )
+    result["alerted"] = alert_task(
+        cfg.alerts.model_dump(mode="json"), decided, result["publish"]["report"], str(cfg.workspace)
+    )
+    result["pruned"] = prune_task(str(cfg.runs_dir), str(cfg.published_dir), cfg.refresh.keep_runs)
     logger.info("report: %s", result["publish"]["report"])
     return result
+
+
+@task(name="alert")
+def alert_task(
+    alerts: dict[str, Any], decided: dict[str, Any], report: str, workspace: str
+) -> str | None:
+    """Post to the webhook on a refit or drift over threshold (never fails the run)."""
+    from personas.alerts import event_for, post
+
+    over = (decided.get("drift") or {}).get("over_threshold") or []
+    event = event_for(decided["mode"], over)
+    if event is None or not alerts.get("webhook_url"):
+        return None
+    ok = post(
+        alerts["webhook_url"],
+        event,
+        decided["reason"],
+        report,
+        {"mode": decided["mode"], "over_threshold": over},
+        workspace,
+        alerts.get("timeout", 10.0),
+    )
+    return event if ok else f"{event} (webhook failed)"
+
+
+@task(name="prune-runs")
+def prune_task(runs_dir: str, published_dir: str, keep: int) -> list[str]:
+    """Keep the newest runs and every run the publication references."""
+    from personas.publish.publication import read_history
+
+    protect = {h.get("run_id") for h in read_history(published_dir)}
+    protect |= {h.get("model_run") for h in read_history(published_dir)}
+    live = runs.published_run(published_dir)
+    if live is not None:
+        protect.add(live.name)
+    removed = runs.prune_runs(runs_dir, keep, {p for p in protect if p})
+    if removed:
+        get_run_logger().info("pruned %d old run folder(s)", len(removed))
+    return [str(p) for p in removed]
 
 
 def _config(

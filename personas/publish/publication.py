@@ -40,6 +40,7 @@ from personas import runs
 from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.errors import PublishError, SafetyError
 from personas.lake import Lake
+from personas.lock import DEFAULT_TIMEOUT, WorkspaceLock
 from personas.profile.validate import validate_profiles
 from personas.publish import cards as cardmod
 from personas.publish import report as reportmod
@@ -71,6 +72,7 @@ def publish(
     published_root: str | Path,
     lake_dir: str | Path | None = None,
     history_limit: int = 50,
+    lock_timeout: float = DEFAULT_TIMEOUT,
 ) -> PublishResult:
     """Publish ``run_dir`` and point ``published_root/latest`` at it (see the module docstring).
 
@@ -84,6 +86,9 @@ def publish(
         The lake the run was computed from; its manifest gives the report's data lineage.
     history_limit : int
         Number of publications kept in the history (oldest dropped first).
+    lock_timeout : float
+        Seconds to wait for the workspace lock (``published_root``'s parent folder), which
+        ingest and refresh hold too (:mod:`personas.lock`).
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir).resolve()
@@ -92,7 +97,7 @@ def publish(
     root = root.resolve()
     if not runs.is_run(run_dir):
         raise PublishError(f"{run_dir} is not a run folder: {runs.PROFILES} is missing")
-    with _lock(root):
+    with WorkspaceLock(root.parent, "personas publish", lock_timeout), _lock(root):
         remove_stale_staging(run_dir.parent)
         hist_path = root / HISTORY_FILE
         old_history = hist_path.read_bytes() if hist_path.exists() else None

@@ -35,8 +35,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from personas.features.catalog import VALUE_DIMENSIONS, lookup
+from personas.publish import driftview, lifetime, likely, plots, whatworks
 from personas.publish import kpis as kpiview
-from personas.publish import lifetime, likely, plots, whatworks
+from personas.publish import lineage as lineagev
 from personas.runs import Run
 
 REPORT_TEMPLATE = "report.html.j2"
@@ -62,7 +63,6 @@ _JSON_ESCAPES = {
     "\u2029": "\\u2029",
 }
 _JSON_ESCAPE_RE = re.compile("[<>&/\u2028\u2029]")
-_URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 
 
 # ---- public API -------------------------------------------------------------------------------
@@ -127,6 +127,8 @@ def figures(run: Run, history: Sequence[Mapping[str, Any]]) -> dict[str, go.Figu
     figs |= kpiview.figures(run.metrics.get("kpis"), history, p)
     if run.metrics.get("likely_persona"):
         figs["likely"] = plots.likely_calibration(run.metrics["likely_persona"])
+    if run.drift:
+        figs["drift"] = driftview.figure(history, run.drift.get("thresholds") or {})
     return figs
 
 
@@ -134,8 +136,13 @@ def history_entry(run: Run, published_at: str | None = None) -> dict[str, Any]:
     """One line of the run history: what was published, on what data, with which model."""
     p = run.profiles
     m = p["model"]
+    d = run.drift
     return {
         "run_id": run.run_id,
+        "mode": d.get("mode", "refit"),
+        "reason": d.get("reason"),
+        "model_run": d.get("model_run"),
+        "drift": driftview.summary(d),
         "published_at": published_at,
         "as_of": p.get("as_of"),
         "data_fingerprint": p.get("data_fingerprint"),
@@ -213,7 +220,8 @@ def context(
         "clv": clv,
         "likely": likely.section(run.metrics.get("likely_persona"), p),
         "kpi": kpiview.section(run.metrics.get("kpis"), p, history),
-        "lineage": _lineage(lineage),
+        "drift": driftview.section(run.drift, history),
+        "lineage": lineagev.section(lineage),
         "heatmap_note": (
             "Colour shows how far each persona's average is from the average "
             "customer, in standard deviations (red = higher, blue = lower). "
@@ -486,66 +494,6 @@ def _model(p: Mapping[str, Any]) -> dict[str, Any]:
         "depth": p["rules"].get("depth"),
         "sample_size": None if m.get("sample_size") is None else f"{m['sample_size']:,}",
     }
-
-
-def _lineage(rows: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
-    """Row accounting per source and per table (a daily-file feed has hundreds of sources)."""
-    if rows is None:
-        return None
-    keys = ("rows_in", "accepted", "quarantined", "duplicates")
-    out = []
-    per_table: dict[str, dict[str, Any]] = {}
-    tot = dict.fromkeys(keys, 0)
-    for r in rows:
-        counts = {k: int(r.get(k, 0)) for k in keys}
-        balanced = (
-            counts["rows_in"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"]
-        )
-        t = per_table.setdefault(
-            str(r.get("table", "")),
-            {"sources": 0, "balanced": True, "rules": {}, "flags": {}, **dict.fromkeys(keys, 0)},
-        )
-        t["sources"] += 1
-        t["balanced"] &= balanced
-        for k in keys:
-            tot[k] += counts[k]
-            t[k] += counts[k]
-        for kind in ("rules", "flags"):
-            for name, n in (r.get(kind) or {}).items():
-                t[kind][name] = t[kind].get(name, 0) + int(n)
-        out.append(
-            {
-                "source": _URLISH.sub("[connection]", str(r.get("source", ""))),
-                "table": r.get("table", ""),
-                "committed": str(r.get("committed_at", ""))[:10],
-                **{k: f"{v:,}" for k, v in counts.items()},
-                "balanced": balanced,
-                "reasons": _counts_text(r.get("rules")),
-                "flags": _counts_text(r.get("flags")),
-            }
-        )
-    tables = [
-        {
-            "table": name,
-            "sources": f"{t['sources']:,}",
-            "balanced": t["balanced"],
-            **{k: f"{t[k]:,}" for k in keys},
-            "reasons": _counts_text(t["rules"]),
-            "flags": _counts_text(t["flags"]),
-        }
-        for name, t in per_table.items()
-    ]
-    return {
-        "rows": out,
-        "tables": tables,
-        "total": {k: f"{v:,}" for k, v in tot.items()},
-        "balanced": all(r["balanced"] for r in out),
-    }
-
-
-def _counts_text(counts: Mapping[str, int] | None) -> list[str]:
-    items = sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))
-    return [f"{k.replace('_', ' ')} {int(v):,}" for k, v in items]
 
 
 # ---- helpers ------------------------------------------------------------------------------------

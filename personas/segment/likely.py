@@ -307,7 +307,23 @@ def place_unprofiled(
         return None, out, block
     clf = LikelyPersonaClassifier(threshold=threshold, random_state=random_state)
     clf.fit(X.loc[profiled], out.loc[profiled, "persona_id"].to_numpy())
-    block["stages"] = clf.evaluation_
+    return clf, *place_with(clf, X, out, lifecycle, names)
+
+
+def place_with(
+    clf: LikelyPersonaClassifier,
+    X: pd.DataFrame,
+    assignments: pd.DataFrame,
+    lifecycle: np.ndarray,
+    names: dict[str, str],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Likely personas from an already fitted classifier (an assign run keeps its model's).
+
+    The held-out figures are the classifier's own, from when it was fitted.
+    """
+    out = assignments.copy()
+    profiled = out["profiled"].to_numpy(bool)
+    block: dict[str, Any] = {"threshold": clf.threshold, "stages": clf.evaluation_, "counts": {}}
     stages = np.where(profiled, "repeat", np.asarray(lifecycle).astype(str))
     got = clf.likely(X, stages)
     out["likely_persona"] = got["likely_persona"].to_numpy()
@@ -320,4 +336,4 @@ def place_unprofiled(
         rows = stages == stage
         vc = out.loc[rows, "likely_persona"].fillna("none").value_counts()
         block["counts"][stage] = {str(k): int(v) for k, v in vc.sort_index().items()}
-    return clf, out, block
+    return out, block

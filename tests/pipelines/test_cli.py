@@ -22,6 +22,7 @@ COMMANDS = [
     "demo",
     "assign",
     "serve",
+    "deploy",
     "status",
     "lake",
 ]
