@@ -262,6 +262,7 @@ def _assign_output(
         rule_depth=cfg.rule_depth,
         seed=cfg.random_state,
         display=display_names(catalog),
+        rule_sample=cfg.rule_sample,
     )
     kept_actions = {p["id"]: p.get("actions") for p in prev_personas.values()}
     for p in profiles["personas"]:
