@@ -105,6 +105,7 @@ def test_two_refreshes_and_an_ingest_never_interleave(prefect_server, tmp_path: 
         "PREFECT_API_URL": prefect_server["url"],
         "PREFECT_HOME": str(prefect_server["home"]),
         "PERSONAS_PII_KEY": "k",
+        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
     }
     cli = [sys.executable, "-m", "pipelines.cli"]
     refresh = [*cli, "refresh", "-c", str(cfg)]
@@ -186,6 +187,7 @@ def test_deploy_on_a_process_pool_and_a_worker_runs_it(prefect_server, tmp_path:
         "PREFECT_API_URL": prefect_server["url"],
         "PREFECT_HOME": str(prefect_server["home"]),
         "PERSONAS_PII_KEY": "k",
+        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
     }
     r = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "deploy", "--cron", "0 3 * * 1", "-c", str(cfg)],
@@ -246,6 +248,7 @@ def test_a_killed_refresh_leaves_the_publication_and_its_lock_is_taken_over(
         "PREFECT_API_URL": prefect_server["url"],
         "PREFECT_HOME": str(prefect_server["home"]),
         "PERSONAS_PII_KEY": "k",
+        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
     }
     refresh = [sys.executable, "-m", "pipelines.cli", "refresh", "-c", str(cfg)]
     first = subprocess.run(refresh, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
