@@ -29,5 +29,5 @@ def test_refresh_on_an_empty_workspace_says_one_line(tmp_path: Path) -> None:
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr[-3000:]
     assert lines[0].startswith("error: ") and "no transactions" in lines[0]
-    assert "personas ingest" in lines[0]  # what to do
+    assert "ingest order lines" in lines[0]  # what to do
     assert "Traceback" not in r.stderr and "leaked" not in r.stderr
