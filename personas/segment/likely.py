@@ -322,6 +322,9 @@ def place_with(
     The held-out figures are the classifier's own, from when it was fitted.
     """
     out = assignments.copy()
+    for col in ("likely_persona", "likely_persona_name"):  # discovery's column order
+        if col not in out:
+            out[col] = pd.Series([None] * len(out), dtype=object, index=out.index)
     profiled = out["profiled"].to_numpy(bool)
     block: dict[str, Any] = {"threshold": clf.threshold, "stages": clf.evaluation_, "counts": {}}
     stages = np.where(profiled, "repeat", np.asarray(lifecycle).astype(str))
