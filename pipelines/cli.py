@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.humane import generate_weeks, locked, one_line_errors, quiet_teardown, recent_runs
+from pipelines import humane
 
 DEMO_KEY = "personas-demo-key-not-secret"
 
@@ -147,12 +147,10 @@ def generate(
 ) -> None:
     """Write synthetic retailer exports with planted personas (truth.parquet beside them).
 
-    With --weeks, a dated sequence of weekly exports for testing scheduled refreshes: from
-    --change-week on, one persona grows from 10% to 25% of new customers and a new category
-    appears (--customers is then the base of customers known before the first week).
+    --weeks: weekly exports where from --change-week one persona grows and a category appears.
     """
     if weeks:
-        return generate_weeks(out, weeks, seed, customers, change_week)
+        return humane.generate_weeks(out, weeks, seed, customers, change_week)
     from personas.synthetic.retailer import generate as gen
 
     with progress_bar("generate") as cb:
@@ -200,7 +198,7 @@ def ingest(
 
     cfg = _cfg(config_path, workspace)
     lake_dir = Path(lake) if lake else cfg.lake_dir
-    with locked(cfg, "personas ingest"), progress_bar("ingest") as cb:
+    with humane.locked(cfg, "personas ingest"), progress_bar("ingest") as cb:
         report = run(list(files), mapping, lake_dir, progress=cb)
     click.echo(report.summary())
     click.echo(f"lake: {lake_dir}")
@@ -250,7 +248,7 @@ def features(
         clv=cfg.features.clv,
         clv_holdout=cfg.features.clv_holdout,
         clv_clock=cfg.features.clv_clock,
-        versions=_versions(lake_versions),
+        versions=humane.parse_versions(lake_versions),
         engine=engine or cfg.features.engine,
         spark_master=spark_master or cfg.features.spark_master,
     )
@@ -283,7 +281,9 @@ def discover(
     from personas.discover import discover as run
 
     cfg = _cfg(
-        config_path, workspace, **{"segmentation.k": _k(k), "segmentation.random_state": seed}
+        config_path,
+        workspace,
+        **{"segmentation.k": humane.parse_k(k), "segmentation.random_state": seed},
     )
     from personas.runs import published_run
 
@@ -317,7 +317,7 @@ def publish(run_dir: str | None, workspace: str | None, config_path: str | None)
 
     cfg = _cfg(config_path, workspace)
     rd = Path(run_dir) if run_dir else newest_run(cfg.runs_dir)
-    with locked(cfg, "personas publish"):
+    with humane.locked(cfg, "personas publish"):
         res = run(
             rd,
             cfg.published_dir,
@@ -358,17 +358,16 @@ def refresh(
 ) -> None:
     """Run the Prefect refresh flow: ingest (optional) -> features -> personas -> publish.
 
-    Without a running Prefect server the flow runs on a temporary local one (start-up takes
-    10-30 s). The last good publication stays in place if anything fails.
+    Without a Prefect server it runs on a temporary one; a failure keeps the last publication.
     """
     _prefect_env()
     if not debug:
-        quiet_teardown()
+        humane.quiet_teardown()
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from pipelines.flows import refresh as flow
 
     t0 = time.perf_counter()
-    with one_line_errors("refresh", debug):
+    with humane.one_line_errors("refresh", debug):
         out = flow(
             config_path=config_path,
             sources=list(sources) or None,
@@ -379,8 +378,7 @@ def refresh(
         )
     if out.get("lock_took_over"):
         click.secho(f"note: took over the workspace lock of {out['lock_took_over']}", err=True)
-    click.echo(out["reason"])
-    click.echo(f"refresh finished in {time.perf_counter() - t0:.0f} s")
+    click.echo(f"{out['reason']}\nrefresh finished in {time.perf_counter() - t0:.0f} s")
     click.echo(f"report: {out['publish']['report']}")
 
 
@@ -399,7 +397,7 @@ def demo(customers: int, seed: int, workspace: str) -> None:
     raw = Path(workspace) / "demo" / "raw"
     t0 = time.perf_counter()
     meta = raw / "meta.json"
-    if not meta.exists() or not _same_demo(meta, customers, seed):
+    if not meta.exists() or not humane.same_demo(meta, customers, seed):
         from personas.synthetic.retailer import generate as gen
 
         with progress_bar("generate") as cb:
@@ -500,19 +498,9 @@ def serve(cron: str, name: str, config_path: str | None) -> None:
 @click.option("--mode", type=click.Choice(["auto", "assign", "refit"]), default=None)
 @config_opt
 def deploy(cron: str, pool: str, name: str, mode: str | None, config_path: str | None) -> None:
-    """Register the refresh as a Prefect deployment on a process work pool (needs a server).
-
-    Then run a worker where this checkout lives:  uv run prefect worker start --pool personas
-    """
+    """Register the refresh as a Prefect deployment on a process work pool (needs a server)."""
     _prefect_env()
-    if not os.environ.get("PREFECT_API_URL"):
-        from personas.errors import PersonasError
-
-        raise PersonasError(
-            "deploy needs a running Prefect server: start one with `uv run prefect server "
-            "start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
-    from pipelines.serve import deploy_refresh
+    from pipelines.serve import deploy_refresh  # says so when no Prefect server is set
 
     dep = deploy_refresh(cron, pool, name, config_path, mode)
     click.echo(f"deployment refresh/{name} ({dep}) on work pool {pool!r}, cron {cron!r}")
@@ -524,47 +512,7 @@ def deploy(cron: str, pool: str, name: str, mode: str | None, config_path: str |
 @config_opt
 def status(workspace: str | None, config_path: str | None) -> None:
     """Show what the lake holds and which run is published (damaged lake files first)."""
-    from personas.lake import Lake
-    from personas.lakecheck import verify
-    from personas.runs import RUN_INFO, published_run, read_json
-
-    cfg = _cfg(config_path, workspace)
-    lake = Lake(cfg.lake_dir)
-    batches = lake.batches()
-    click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
-    problems = verify(lake)
-    versions = lake.snapshot()
-    if problems:
-        _report_problems(lake, problems)
-    else:
-        for t, n in lake.counts().items():
-            v = f"Delta version {versions[t]}" if t in versions else "no table yet"
-            click.echo(f"  {t:<13} {n:>12,} rows  ({v})")
-        if "quarantine" in versions:
-            click.echo(f"  quarantine{'':>23}(Delta version {versions['quarantine']})")
-    run = published_run(cfg.published_dir)
-    click.echo(f"published: {run or 'nothing yet'}")
-    info = Path(run) / RUN_INFO if run else None
-    read = read_json(info).get("lake_versions") if info and info.exists() else None
-    if read:
-        pins = ",".join(f"{t}={v}" for t, v in sorted(read.items()))
-        click.echo(f"  read lake versions {pins} (personas features --lake-versions {pins})")
-    recent_runs(cfg.runs_dir)
-    if problems:
-        sys.exit(1)
-
-
-def _report_problems(lake: object, problems: list) -> None:
-    from personas.lakecheck import recovery
-
-    click.secho(
-        f"  {len(problems)} damaged lake file(s); the counts are not to be trusted:", fg="red"
-    )
-    for p in problems:
-        click.echo(f"  - {p.line()}")
-    click.echo("  recover (forget the damaged batch, then ingest its sources again):")
-    for cmd in recovery(lake, problems):  # type: ignore[arg-type]
-        click.echo(f"    {cmd}")
+    humane.print_status(_cfg(config_path, workspace))
 
 
 @main.group(cls=_Group)
@@ -599,7 +547,7 @@ def verify(
     problems = run(lk, full=full)
     files = sum(len(lk.files(t)) for t in lk.snapshot())
     if problems:
-        _report_problems(lk, problems)
+        humane.report_problems(lk, problems)
         sys.exit(1)
     how = "read in full, rows match the commits" if full else "present, sizes and magic ok"
     click.echo(f"lake {lk.root}: {files} file(s) in {len(lk.batches())} batch(es), {how}")
@@ -621,18 +569,6 @@ def forget(
     click.echo(f"forgot batch {batch_id}: {len(b.sources)} source(s) may now be ingested again")
 
 
-def _versions(text: str | None) -> dict[str, int] | None:
-    """``transactions=3,customers=1`` -> {"transactions": 3, "customers": 1}."""
-    try:
-        return (
-            {t.strip(): int(v) for t, v in (p.split("=") for p in text.split(","))}
-            if text
-            else None
-        )
-    except ValueError:
-        raise click.BadParameter(f"--lake-versions {text!r}: expected table=version,...") from None
-
-
 @lake.command("migrate")
 @lake_opt
 @workspace_opt
@@ -651,22 +587,6 @@ def lake_migrate(lake_path: str | None, workspace: str | None, config_path: str 
         f"migrated {r.batches} batch(es), {r.files} file(s), {r.commits} Delta commit(s) "
         f"in {root}; table versions: {pins}"
     )
-
-
-def _k(k: str | None) -> object:
-    if k is None or k == "auto":
-        return k
-    try:
-        return int(k)
-    except ValueError:
-        raise click.BadParameter(f"--k {k!r}: expected 'auto' or a whole number") from None
-
-
-def _same_demo(meta: Path, customers: int, seed: int) -> bool:
-    import json
-
-    args = json.loads(meta.read_text()).get("args", {})
-    return args.get("customers") == customers and args.get("seed") == seed
 
 
 if __name__ == "__main__":

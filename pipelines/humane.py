@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -92,3 +93,75 @@ def generate_weeks(out: str, weeks: int, seed: int, customers: int, change_week:
     click.echo(f"wrote {len(w.weeks)} weekly folders to {out}: {w.weeks[0]} .. {w.weeks[-1]}")
     for name, n in w.rows.items():
         click.echo(f"  {name:<13} {n:>12,} rows")
+
+
+def report_problems(lake: object, problems: list) -> None:
+    from personas.lakecheck import recovery
+
+    click.secho(
+        f"  {len(problems)} damaged lake file(s); the counts are not to be trusted:", fg="red"
+    )
+    for p in problems:
+        click.echo(f"  - {p.line()}")
+    click.echo("  recover (forget the damaged batch, then ingest its sources again):")
+    for cmd in recovery(lake, problems):  # type: ignore[arg-type]
+        click.echo(f"    {cmd}")
+
+
+def parse_versions(text: str | None) -> dict[str, int] | None:
+    """``transactions=3,customers=1`` -> {"transactions": 3, "customers": 1}."""
+    try:
+        return (
+            {t.strip(): int(v) for t, v in (p.split("=") for p in text.split(","))}
+            if text
+            else None
+        )
+    except ValueError:
+        raise click.BadParameter(f"--lake-versions {text!r}: expected table=version,...") from None
+
+
+def parse_k(k: str | None) -> object:
+    if k is None or k == "auto":
+        return k
+    try:
+        return int(k)
+    except ValueError:
+        raise click.BadParameter(f"--k {k!r}: expected 'auto' or a whole number") from None
+
+
+def same_demo(meta: Path, customers: int, seed: int) -> bool:
+    import json
+
+    args = json.loads(meta.read_text()).get("args", {})
+    return args.get("customers") == customers and args.get("seed") == seed
+
+
+def print_status(cfg: object) -> None:
+    """`personas status`: lake tables, the published run, recent runs (exit 1 on damage)."""
+    from personas.lake import Lake
+    from personas.lakecheck import verify
+    from personas.runs import RUN_INFO, published_run, read_json
+
+    lake = Lake(cfg.lake_dir)
+    batches = lake.batches()
+    click.echo(f"lake {cfg.lake_dir}: {len(batches)} batch(es), fingerprint {lake.fingerprint()}")
+    problems = verify(lake)
+    versions = lake.snapshot()
+    if problems:
+        report_problems(lake, problems)
+    else:
+        for t, n in lake.counts().items():
+            v = f"Delta version {versions[t]}" if t in versions else "no table yet"
+            click.echo(f"  {t:<13} {n:>12,} rows  ({v})")
+        if "quarantine" in versions:
+            click.echo(f"  quarantine{'':>23}(Delta version {versions['quarantine']})")
+    run = published_run(cfg.published_dir)
+    click.echo(f"published: {run or 'nothing yet'}")
+    info = Path(run) / RUN_INFO if run else None
+    read = read_json(info).get("lake_versions") if info and info.exists() else None
+    if read:
+        pins = ",".join(f"{t}={v}" for t, v in sorted(read.items()))
+        click.echo(f"  read lake versions {pins} (personas features --lake-versions {pins})")
+    recent_runs(cfg.runs_dir)
+    if problems:
+        sys.exit(1)

@@ -40,6 +40,15 @@ def deploy_refresh(
     <pool>`` on a machine with this checkout runs the scheduled flow runs in subprocesses
     (the code is loaded from this folder, so no image or storage is needed).
     """
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        from personas.errors import PersonasError
+
+        raise PersonasError(
+            "deploy needs a running Prefect server: start one with `uv run prefect server "
+            "start` and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     import asyncio
     import contextlib
 
