@@ -31,6 +31,7 @@ from personas.features.catalog import display_names
 from personas.features.kpis import run_kpis
 from personas.profile import identity as ident
 from personas.profile.profiles import build_profiles, dumps
+from personas.publish.audiences import with_lifetime
 from personas.segment.likely import place_with
 from personas.segment.segmenter import NOT_PROFILED
 
@@ -285,6 +286,7 @@ def _assign_output(
         assignments, likely_block = place_with(
             likely_clf, X, assignments, lifecycle_stages(X, labels), names
         )
+    assignments = with_lifetime(assignments, X)  # as discovery writes them
     pmap = _relabelled_map(previous.map, assignments)
     prof = labels >= 0
     metrics = dict(previous.metrics)

@@ -63,6 +63,8 @@ def test_assign_keeps_ids_names_actions_and_recomputes_figures(refreshed) -> Non
     pa = {p["id"]: p for p in a.profiles["personas"]}
     pb = {p["id"]: p for p in b.profiles["personas"]}
     assert set(pa) == set(pb)
+    # an assign run's table is a refit's table: the same columns in the same order
+    assert list(b.assignments.columns) == list(a.assignments.columns)
     for pid in pa:
         assert pb[pid]["name"] == pa[pid]["name"]
         assert pb[pid]["actions"] == pa[pid]["actions"]
