@@ -331,7 +331,10 @@ def persona_view(
             "items": [
                 {
                     "conditions": r["conditions"],
-                    "customers": f"{r['customers']:,}",
+                    # a rule's coverage is a count of customers: never one below the minimum
+                    "customers": f"{r['customers']:,}"
+                    if r["customers"] >= p.get("min_persona_size", 0)
+                    else f"fewer than {p['min_persona_size']:,}",
                     "precision": _pct(r.get("precision")),
                     "coverage": _pct(r.get("coverage")),
                 }

@@ -187,6 +187,10 @@ def test_audiences_carry_the_features_lifetime_scores(published, demo) -> None:
         "customer_id"
     )
     want = feats.loc[got.index]
+    if "p_alive" not in feats.columns:  # no usable lifetime model: blank, and the run says why
+        assert got[["p_alive", "expected_days_to_next_purchase"]].isna().all().all()
+        assert json.loads((r2 / "metrics.json").read_text())["clv"]["verdict"] == "unreliable"
+        return
     for c in ("p_alive", "expected_days_to_next_purchase"):
         np.testing.assert_allclose(got[c], want[c].astype(float), atol=1e-6)
     days = got["expected_days_to_next_purchase"]
