@@ -26,6 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _lake import PREPARE_LAKE
 from _machine import measure, reference_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,22 +68,7 @@ def _best(repeat: int, code: str, *args: str) -> dict:
     return min((_child(code, *args) for _ in range(max(1, repeat))), key=lambda r: r["wall_s"])
 
 
-PREPARE = r"""
-import json, os, sys, glob
-os.environ.setdefault("PERSONAS_PII_KEY", "bench-only")
-from personas.synthetic.retailer import generate
-from personas.ingest.batch import ingest
-raw, lake, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if not os.path.exists(os.path.join(raw, "meta.json")):
-    generate(raw, customers=n, seed=0)
-if not any(  # a lake of either layout (Delta tables, or the earlier _manifest/)
-    os.path.exists(os.path.join(lake, *d)) for d in (("_manifest",), ("transactions", "_delta_log"))
-):
-    files = sorted(glob.glob(os.path.join(raw, "*.gz")))
-    ingest(files, "demo", lake)
-from personas.lake import Lake
-print(json.dumps(Lake(lake).counts()))
-"""
+PREPARE = PREPARE_LAKE
 
 DUCKDB = r"""
 import json, sys

@@ -31,6 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _lake import PREPARE_LAKE
 from _machine import measure, reference_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,21 +42,7 @@ _PEAK = (
     "print(_j.dumps({'peak_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))\n"
 )
 
-PREPARE = r"""
-import glob, json, os, sys
-os.environ.setdefault("PERSONAS_PII_KEY", "bench-only")
-from personas.synthetic.retailer import generate
-from personas.ingest.batch import ingest
-raw, lake, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if not os.path.exists(os.path.join(raw, "meta.json")):
-    generate(raw, customers=n, seed=0)
-if not any(  # a lake of either layout (Delta tables, or the earlier _manifest/)
-    os.path.exists(os.path.join(lake, *d)) for d in (("_manifest",), ("transactions", "_delta_log"))
-):
-    ingest(sorted(glob.glob(os.path.join(raw, "*.gz"))), "demo", lake)
-from personas.lake import Lake
-print(json.dumps(Lake(lake).counts()))
-"""
+PREPARE = PREPARE_LAKE
 
 FEATURES = r"""
 import json, sys

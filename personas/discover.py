@@ -94,20 +94,8 @@ def fit_personas(
         "random_state": cfg.random_state,
         "candidates": seg.candidates_.replace({np.nan: None}).to_dict(orient="records"),
     }
-    profiles, assignments = build_profiles(
-        X,
-        labels,
-        seg.confidence_,
-        list(seg.features_),
-        identity,
-        seg.min_persona_size_,
-        model,
-        str(catalog.get("as_of")),
-        str(catalog.get("lake_fingerprint")),
-        rule_depth=cfg.rule_depth,
-        seed=cfg.random_state,
-        display=display_names(catalog),
-        rule_sample=cfg.rule_sample,
+    profiles, assignments = profile_personas(
+        X, labels, seg.confidence_, seg, identity, model, catalog, cfg
     )
     likely, likely_block = None, None
     if cfg.likely_personas:
@@ -209,6 +197,35 @@ def discover(
         float(seg.stability_),
         float(out.metrics["rules"]["fidelity"]),
         time.perf_counter() - t0,
+    )
+
+
+def profile_personas(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    conf: np.ndarray,
+    seg: Any,
+    identity: Any,
+    model: dict[str, Any],
+    catalog: dict[str, Any],
+    cfg: SegmentationConfig,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Profiles and assignments of ``labels``: one call for a refit and an assign run
+    (:mod:`personas.refresh`), so both describe their personas the same way."""
+    return build_profiles(
+        X,
+        labels,
+        conf,
+        list(seg.features_),
+        identity,
+        seg.min_persona_size_,
+        model,
+        str(catalog.get("as_of")),
+        str(catalog.get("lake_fingerprint")),
+        rule_depth=cfg.rule_depth,
+        seed=cfg.random_state,
+        display=display_names(catalog),
+        rule_sample=cfg.rule_sample,
     )
 
 

@@ -27,10 +27,9 @@ from personas import runs
 from personas.config import SegmentationConfig
 from personas.drift import Drift, Policy, measure, reference_sample
 from personas.features.build import load_activity, load_catalog, load_features
-from personas.features.catalog import display_names
 from personas.features.kpis import run_kpis
 from personas.profile import identity as ident
-from personas.profile.profiles import build_profiles, dumps
+from personas.profile.profiles import dumps
 from personas.publish.audiences import with_lifetime
 from personas.segment.likely import place_with
 from personas.segment.segmenter import NOT_PROFILED
@@ -250,21 +249,9 @@ def _assign_output(
         previous_run=previous.run_id,
     )
     model = dict(previous.profiles["model"])
-    profiles, assignments = build_profiles(
-        X,
-        labels,
-        conf,
-        list(seg.features_),
-        identity,
-        seg.min_persona_size_,
-        model,
-        str(catalog.get("as_of")),
-        str(catalog.get("lake_fingerprint")),
-        rule_depth=cfg.rule_depth,
-        seed=cfg.random_state,
-        display=display_names(catalog),
-        rule_sample=cfg.rule_sample,
-    )
+    from personas.discover import profile_personas
+
+    profiles, assignments = profile_personas(X, labels, conf, seg, identity, model, catalog, cfg)
     kept_actions = {p["id"]: p.get("actions") for p in prev_personas.values()}
     for p in profiles["personas"]:
         if kept_actions.get(p["id"]) is not None:

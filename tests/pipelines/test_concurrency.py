@@ -35,6 +35,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _workspace(
+    tmp_path: Path, source: Path, prefect_server: dict, extra: str = ""
+) -> tuple[Path, Path, dict[str, str]]:
+    """A small, fast workspace config on ``source`` and the environment of its CLI processes."""
+    ws = tmp_path / "ws"
+    cfg = tmp_path / "personas.yaml"
+    cfg.write_text(
+        f"workspace: {ws}\nmapping: demo\nsources: [{source}]\n{extra}"
+        "features: {clv: false}\n"
+        "segmentation: {algorithms: [kmeans], n_bootstrap: 0, k_range: [3, 5]}\n"
+    )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server["url"],
+        "PREFECT_HOME": str(prefect_server["home"]),
+        "PERSONAS_PII_KEY": "k",
+        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
+    }
+    return ws, cfg, env
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `prefect server start` on a free port (start-up 10-60 s here)."""
@@ -97,20 +118,7 @@ def test_two_refreshes_and_an_ingest_never_interleave(prefect_server, tmp_path: 
         history_weeks=30,
         seed=4,
     )
-    ws = tmp_path / "ws"
-    cfg = tmp_path / "personas.yaml"
-    cfg.write_text(
-        f"workspace: {ws}\nmapping: demo\nsources: [{raw / info.weeks[0]}]\nlock_timeout: 1200\n"
-        "features: {clv: false}\n"
-        "segmentation: {algorithms: [kmeans], n_bootstrap: 0, k_range: [3, 5]}\n"
-    )
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server["url"],
-        "PREFECT_HOME": str(prefect_server["home"]),
-        "PERSONAS_PII_KEY": "k",
-        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
-    }
+    ws, cfg, env = _workspace(tmp_path, raw / info.weeks[0], prefect_server, "lock_timeout: 1200\n")
     cli = [sys.executable, "-m", "pipelines.cli"]
     refresh = [*cli, "refresh", "-c", str(cfg)]
     a = subprocess.Popen(
@@ -202,20 +210,7 @@ def test_deploy_on_a_process_pool_and_a_worker_runs_it(prefect_server, tmp_path:
     info = generate_weekly(
         raw, weeks=1, change_week=None, base_customers=300, new_per_week=10, history_weeks=30
     )
-    ws = tmp_path / "ws"
-    cfg = tmp_path / "personas.yaml"
-    cfg.write_text(
-        f"workspace: {ws}\nmapping: demo\nsources: [{raw / info.weeks[0]}]\n"
-        "features: {clv: false}\n"
-        "segmentation: {algorithms: [kmeans], n_bootstrap: 0, k_range: [3, 5]}\n"
-    )
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server["url"],
-        "PREFECT_HOME": str(prefect_server["home"]),
-        "PERSONAS_PII_KEY": "k",
-        "OMP_NUM_THREADS": "1",  # shared 2-core host: no OpenMP spin-waits under load
-    }
+    ws, cfg, env = _workspace(tmp_path, raw / info.weeks[0], prefect_server)
     r = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "deploy", "--cron", "0 3 * * 1", "-c", str(cfg)],
         cwd=REPO,
