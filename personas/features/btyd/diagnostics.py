@@ -50,6 +50,12 @@ def purchase_checks(model: PurchaseModel, frequency: np.ndarray) -> list[dict[st
         and k in dropout
         and min(model.params_[j] for j in dropout if j != k) >= CONCENTRATED
     ]
+    # The same limit before the optimizer reaches the bound: every drop-out parameter large
+    # and only they flat is the ridge towards it (the mean propensity a/(a+b) is pinned, the
+    # spread is not). Where the optimizer stops on that ridge depends on the last bits of the
+    # sums, so the verdict must not: it is the limit either way.
+    if not bound and all(model.params_[j] >= CONCENTRATED for j in dropout):
+        limit = [k for k in dropout if not model.log_std_errors_.get(k, 0.0) <= FLAT]
     if low or len(limit) < len(bound):
         values = ", ".join(f"{k}={model.params_[k]:.3g}" for k in bound)
         out.append(
@@ -62,11 +68,12 @@ def purchase_checks(model: PurchaseModel, frequency: np.ndarray) -> list[dict[st
         )
     elif limit:
         values = ", ".join(f"{k}={model.params_[k]:.3g}" for k in limit)
+        where = "at the optimizer's upper bound" if bound else "large and not pinned by the data"
         out.append(
             check(
                 "homogeneous_drop_out",
                 "warning",
-                f"{model.name}: {values} at the optimizer's upper bound: customers do not "
+                f"{model.name}: {values} {where}: customers do not "
                 "differ in how likely they are to drop out, so churn risk separates them by "
                 "their purchase history alone",
             )

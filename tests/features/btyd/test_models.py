@@ -147,6 +147,15 @@ def test_homogeneous_drop_out_limit_stays_finite_and_is_only_a_warning() -> None
     checks = purchase_checks(model, np.arange(500.0))
     assert [c["check"] for c in checks] == ["homogeneous_drop_out"]
     assert checks[0]["severity"] == "warning"
+    # Stopped on the ridge before the bound (the demo's whole-history refit: a=2.0e3, b=9.1e4,
+    # both flat): the same limit, not a degenerate fit.
+    model.params_ |= {"a": 2006.7, "b": 90862.6}
+    checks = purchase_checks(model, np.arange(500.0))
+    assert [(c["check"], c["severity"]) for c in checks] == [("homogeneous_drop_out", "warning")]
+    assert "not pinned" in checks[0]["message"]
+    # A small partner (a spread-out mixing) that is flat is still degenerate.
+    model.params_ |= {"a": 2.0}
+    assert {c["severity"] for c in purchase_checks(model, np.arange(500.0))} == {"degenerate"}
 
 
 def fitted_bg(params: dict[str, float]) -> BetaGeoModel:
