@@ -20,6 +20,7 @@ from personas.errors import PersonasError
 from personas.publish.audiences import LIFETIME_COLUMNS
 from personas.segment.likely import UNDECIDED
 from personas.segment.segmenter import NOT_PROFILED, derive_lifecycle
+from personas.threads import with_model_threads
 
 
 @dataclass
@@ -49,6 +50,7 @@ def run_models(run_dir: str | Path) -> tuple[Any, Any, dict[int, tuple[Any, str]
     return run.model(), run.likely_model(), by_index
 
 
+@with_model_threads
 def assign_with(
     seg: Any, likely: Any, by_index: dict[int, tuple[Any, str]], X: pd.DataFrame
 ) -> pd.DataFrame:

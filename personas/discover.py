@@ -31,6 +31,7 @@ from personas.publish.audiences import with_lifetime
 from personas.segment.embed import persona_map
 from personas.segment.likely import place_unprofiled
 from personas.segment.segmenter import PersonaSegmenter, derive_lifecycle
+from personas.threads import with_model_threads
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -52,6 +53,7 @@ class DiscoverResult:
     seconds: float
 
 
+@with_model_threads
 def fit_personas(
     X: pd.DataFrame,
     catalog: dict[str, Any],

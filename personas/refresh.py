@@ -33,6 +33,7 @@ from personas.profile.profiles import dumps
 from personas.publish.audiences import with_lifetime
 from personas.segment.likely import place_with
 from personas.segment.segmenter import NOT_PROFILED
+from personas.threads import with_model_threads
 
 
 @dataclass
@@ -79,6 +80,7 @@ def decide(
     return "assign", f"assign: no drift, {age}", over
 
 
+@with_model_threads
 def refresh_run(
     features_path: str | Path,
     runs_root: str | Path,

@@ -24,23 +24,18 @@ SEG = SegmentationConfig(algorithms=("kmeans",), n_bootstrap=0, k_range=(4, 7))
 
 @pytest.fixture(scope="module")
 def refreshed(demo_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from threadpoolctl import threadpool_limits
-
     from personas.features.build import build_features
     from personas.publish.publication import publish
 
     ws = tmp_path_factory.mktemp("refresh") / "ws"
-    # one OpenMP thread: on the shared 2-core host the likely-persona boosting's spin-waits
-    # cost ten times the CPU under load (126 vs 12 CPU-s for this refit)
-    with threadpool_limits(1):
-        fs = build_features(demo_lake, None, ws / "features", clv=False)
-        first = refresh_run(fs.path, ws / "runs", ws / "published", Policy(), SEG)
-        publish(first.run_dir, ws / "published")
-        later = date.fromisoformat(str(fs.as_of)) + timedelta(days=7)
-        fs2 = build_features(demo_lake, later, ws / "features", clv=False)
-        second = refresh_run(fs2.path, ws / "runs", ws / "published", Policy(), SEG)
-        publish(second.run_dir, ws / "published")
-        forced = refresh_run(fs2.path, ws / "runs", ws / "published", Policy(mode="refit"), SEG)
+    fs = build_features(demo_lake, None, ws / "features", clv=False)
+    first = refresh_run(fs.path, ws / "runs", ws / "published", Policy(), SEG)
+    publish(first.run_dir, ws / "published")
+    later = date.fromisoformat(str(fs.as_of)) + timedelta(days=7)
+    fs2 = build_features(demo_lake, later, ws / "features", clv=False)
+    second = refresh_run(fs2.path, ws / "runs", ws / "published", Policy(), SEG)
+    publish(second.run_dir, ws / "published")
+    forced = refresh_run(fs2.path, ws / "runs", ws / "published", Policy(mode="refit"), SEG)
     return {"ws": ws, "first": first, "second": second, "forced": forced}
 
 

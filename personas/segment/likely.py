@@ -24,6 +24,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.utils.validation import check_is_fitted
 
 from personas.features.catalog import CATEGORY_PREFIX, CHANNEL_PREFIX, VIEW_PREFIX
+from personas.threads import with_model_threads
 
 UNDECIDED = "undecided"
 STAGES = ("prospect", "one_time")
@@ -102,6 +103,7 @@ class LikelyPersonaClassifier(ClassifierMixin, BaseEstimator):
         self.min_gain = min_gain
         self.random_state = random_state
 
+    @with_model_threads
     def fit(self, X: pd.DataFrame, y: Any) -> LikelyPersonaClassifier:
         """Fit one model per stage on profiled customers ``X`` with personas ``y``."""
         if not isinstance(X, pd.DataFrame):
@@ -159,6 +161,7 @@ class LikelyPersonaClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
+    @with_model_threads
     def predict_proba_stage(self, X: pd.DataFrame, stage: str) -> np.ndarray | None:
         """Calibrated probabilities (columns: ``classes_``) from a stage's model, or None."""
         check_is_fitted(self, "models_")

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from personas.errors import NotEnoughDataError, SchemaError
 from personas.segment.preprocess import choose_features, make_preprocessor
 from personas.segment.selection import ALGORITHMS, choose, evaluate, fit_candidate, sqdist
+from personas.threads import with_model_threads
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         self.tolerance = tolerance
         self.random_state = random_state
 
+    @with_model_threads
     def fit(
         self,
         X: pd.DataFrame,
@@ -221,6 +223,7 @@ class PersonaSegmenter(ClusterMixin, BaseEstimator):
         self.n_profiled_ = int(profiled.sum())
         return self
 
+    @with_model_threads
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Persona index per customer (negative for customers not yet profiled)."""
         return self.assign(X)[0]

@@ -49,22 +49,19 @@ def test_weekly_exports_are_deterministic_and_plant_the_change(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_simulated_weeks_assign_until_the_change_then_refit_once(tmp_path: Path) -> None:
-    from threadpoolctl import threadpool_limits
-
     from personas.synthetic.simulate import markdown_table, weekly_refreshes
 
     raw = tmp_path / "raw"
     generate_weekly(raw, weeks=10, change_week=7, base_customers=600, new_per_week=25, seed=2)
     hook = Hook()
     try:
-        with threadpool_limits(1):  # one OpenMP thread: no spin-waits on the shared host
-            rows = weekly_refreshes(
-                raw,
-                tmp_path / "ws",
-                RefreshConfig(refit_every=365).policy(),
-                SegmentationConfig(algorithms=("kmeans",), n_bootstrap=0, k_range=(3, 6)),
-                webhook_url=hook.url,
-            )
+        rows = weekly_refreshes(
+            raw,
+            tmp_path / "ws",
+            RefreshConfig(refit_every=365).policy(),
+            SegmentationConfig(algorithms=("kmeans",), n_bootstrap=0, k_range=(3, 6)),
+            webhook_url=hook.url,
+        )
     finally:
         hook.close()
     print(markdown_table(rows))
