@@ -24,7 +24,7 @@ from personas.ingest.files import check_not_empty
 from personas.ingest.mapping import Source
 from personas.ingest.rawsource import RawSource, register_arrow, register_sql, with_row
 from personas.ingest.textfiles import open_delimited, open_whitespace
-from personas.sqltext import first_line, quote
+from personas.sqltext import first_line, ident, quote
 
 
 def open_source(
@@ -63,12 +63,8 @@ def open_source(
         except duckdb.Error as e:
             raise SourceError(f"{path.name}: cannot be read as Parquet: {first_line(e)}") from None
     if fmt == "jsonl":
-        sql = (
-            f"SELECT row_number() OVER () AS _row, 0 AS _file, * FROM read_json('{quote(path)}', "
-            "format = 'newline_delimited', sample_size = -1)"
-        )
         try:
-            return register_sql(con, view, sql, path.name)
+            return open_jsonl(con, source, path, view)
         except duckdb.Error as e:
             raise diagnose_json(path, source, str(e)) from None
     if fmt == "excel":
@@ -78,6 +74,84 @@ def open_source(
     raise MappingError(  # pragma: no cover - guarded by the mapping's Literal
         f"source {source.name!r}: format {fmt!r} cannot be read from a file"
     )
+
+
+def open_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, view: str) -> RawSource:
+    """JSON lines as a view with its keys declared: every scalar read as text, as in a CSV.
+
+    The keys (the columns) come from the first :data:`JSON_SAMPLE_ROWS` lines, and the view
+    declares them with ``columns =``, so DuckDB neither parses the whole file just to learn
+    its schema nor does so again at every query that binds the view (a full inference cost
+    about as much as the read itself, three times over). Scalars are read as text, so a value
+    of another type after the sample is parsed and judged like any other text (``bad_value``
+    naming the row) instead of failing the file; nested values stay JSON. A key first seen
+    after the sample is not read at all, so it cannot reach the lake; where it would matter,
+    the whole file's keys are taken instead (:func:`_needs_all_keys`).
+    """
+    scan = f"read_json('{quote(path)}', format = 'newline_delimited'"
+    keys = _json_keys(con, scan, JSON_SAMPLE_ROWS)
+    declared = _declared_view(view, scan, keys)
+    if _needs_all_keys(con, source, declared, keys):
+        keys = _json_keys(con, scan, -1)
+        declared = _declared_view(view, scan, keys)
+    return register_sql(con, view, declared, path.name)
+
+
+#: Lines of a JSON-lines file whose keys name its columns (DuckDB's own default sample).
+JSON_SAMPLE_ROWS = 20_480
+
+
+def _json_keys(con: duckdb.DuckDBPyConnection, scan: str, sample: int) -> dict[str, str]:
+    """Key -> declared type (``JSON`` for objects and arrays, else ``VARCHAR``)."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan}, sample_size = {sample})").fetchall()
+    return {
+        name: "JSON" if t.upper().startswith(("STRUCT", "MAP")) or t.endswith("]") else "VARCHAR"
+        for name, t, *_ in described
+    }
+
+
+def _declared_view(view: str, scan: str, keys: dict[str, str]) -> str:
+    cols = ", ".join(f"'{quote(k)}': '{t}'" for k, t in keys.items())
+    return f"SELECT row_number() OVER () AS _row, 0 AS _file, * FROM {scan}, columns = {{{cols}}})"
+
+
+def _needs_all_keys(
+    con: duckdb.DuckDBPyConnection, source: Source, sql: str, keys: dict[str, str]
+) -> bool:
+    """Whether a key the sample did not see could matter: the mapping names one, or keeps all.
+
+    ``attributes: rest`` keeps every key; a column named under ``columns:``, ``attributes:``,
+    ``personal_data:``, ``lookups:`` or ``dedupe:`` must be found if it is anywhere in the
+    file; an ``expr:`` or ``where:`` is bound against the sampled keys (lookup columns
+    stand in as NULLs) and any column it cannot find sends us to the whole file.
+    """
+    named: set[str] = set(source.personal_data)
+    named |= {lk.keys()[0] for lk in source.lookups}
+    if not isinstance(source.dedupe, str):
+        named |= set(source.dedupe.key) - {n for o in source.outputs for n in o.columns}
+    exprs: list[str] = []
+    for out in source.outputs:
+        if out.attributes == "rest":
+            return True
+        named |= {c for c in out.attributes or [] if isinstance(c, str)}
+        exprs += [v for d in out.attributes or [] if isinstance(d, dict) for v in d.values()]
+        named |= {s.column for s in out.columns.values() if s.column is not None}
+        exprs += [s.expr for s in out.columns.values() if s.expr is not None]
+        exprs += [out.where] if out.where else []
+    if named - set(keys):
+        return True
+    if not exprs:
+        return False
+    looked_up = [new for lk in source.lookups for new in lk.renames().values()]
+    stand_ins = "".join(f", NULL AS {ident(c)}" for c in looked_up if c not in keys)
+    try:
+        for e in exprs:
+            con.execute(f"SELECT ({e}) FROM (SELECT *{stand_ins} FROM ({sql})) LIMIT 0")
+    except duckdb.BinderException:
+        return True
+    except duckdb.Error:
+        return False  # not a missing column: staging reports it as the mapping's fault
+    return False
 
 
 def read_sql_table(source: Source) -> pa.Table:

@@ -22,7 +22,7 @@ from personas.diskspace import is_disk_full
 from personas.errors import MappingError, SchemaError, SourceError
 from personas.ingest.canonical import output_sql
 from personas.ingest.context import Context, Input, PieceTally
-from personas.ingest.diagnose import diagnose_files
+from personas.ingest.diagnose import diagnose_files, diagnose_json
 from personas.ingest.lookups import attach_lookups, prepare_lookups
 from personas.ingest.mapping import Source
 from personas.ingest.parsing import guess_hint
@@ -226,6 +226,8 @@ def _pass1_error(
         return e if isinstance(e, Exception) else RuntimeError(str(e))
     if paths and src.format_for(paths[0]) in ("csv", "tsv", "text") and _is_read_error(e):
         return diagnose_files(paths, src, str(e))
+    if paths and src.format_for(paths[0]) == "jsonl" and _is_read_error(e):
+        return diagnose_json(paths[0], src, str(e))  # a bad line after the keys' sample
     return SchemaError(
         f"{name}: the mapping for {table} could not be applied: {first_line(e)}; "
         f"check columns:, where: and expr: in source {src.name!r}"
