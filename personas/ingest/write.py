@@ -7,6 +7,7 @@ writer threads at once, while DuckDB writes the quarantine on a thread of its ow
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from pathlib import Path
@@ -232,7 +233,8 @@ class _LakeWriter:
 def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple[int, pa.Table]]:
     """The kept rows of ``batch`` by month (``part``), in month order, each month in row order.
 
-    A batch covers one or two months, plus a few rows of other months (late lines, back-dated
+    Rows in time order (an event log) are cut into runs of one month, each a slice. Otherwise
+    a batch covers one or two months, plus a few rows of other months (late lines, back-dated
     corrections) that a full reorder would make every row pay for: a ``take`` of the whole
     batch cost 1.0-1.3 CPU-s more per 20M lines and was the ingest's memory peak. So each
     month holding a large share of the rows is one ``filter`` of the batch, and only the rows
@@ -245,6 +247,15 @@ def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple
     counts = counts[counts > 0]
     if len(months) == 1:
         return [(int(months[0]), batch if keep.all() else batch.filter(pa.array(keep)))]
+    starts = np.flatnonzero(kept[1:] != kept[:-1]) + 1
+    if len(starts) < 2 * len(months):
+        # the rows come in runs of one month (an export in time order, like most event logs):
+        # each run is a slice of the kept rows, no copy; a month may get a few runs, in row
+        # order (the sort is stable)
+        rows = batch if keep.all() else batch.filter(pa.array(keep))
+        bounds = [0, *starts.tolist(), len(kept)]
+        runs = [(int(kept[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
+        return sorted(runs, key=lambda x: x[0])
     big = counts * 8 >= len(kept)
     out = [(int(m), batch.filter(pa.array(keep & (part == m)))) for m in months[big]]
     if not big.all():
@@ -335,6 +346,17 @@ def parquet_options(target: pa.Schema) -> dict:
     }
 
 
+def _rejected(ctx: Context, table: str) -> int:
+    """Rows of ``table`` the rules rejected, as the staged pieces counted them."""
+    return sum(
+        n
+        for pid in ctx.parts[table]
+        for by_verdict in ctx.tallies[pid].counts.values()
+        for verdict, n in by_verdict.items()
+        if isinstance(verdict, int) and verdict
+    )
+
+
 def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: Context) -> list[tuple[Path, str]]:
     """The rejected rows and duplicates as one staged file (none if there are none)."""
     meta = (
@@ -342,12 +364,18 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: Context) -> list[tupl
     )
     quarantine_parts = []
     for table in sorted(ctx.tables):
+        if _rejected(ctx, table):  # else the stage need not be scanned for them
+            quarantine_parts.append(
+                f"SELECT '{table}' AS \"table\", f.name AS source, s._row AS source_row, "
+                f'{meta}, s._rule AS rule, s._reason AS reason, s._column AS "column", '
+                f"s._raw AS raw FROM st_{table} s JOIN _files f ON f._fi = s._fi "
+                "WHERE s._q IS NOT NULL"
+            )
         quarantine_parts.append(
-            f"SELECT '{table}' AS \"table\", f.name AS source, s._row AS source_row, {meta}, "
-            f's._rule AS rule, s._reason AS reason, s._column AS "column", s._raw AS raw '
-            f"FROM st_{table} s JOIN _files f ON f._fi = s._fi WHERE s._q IS NOT NULL "
-            f"UNION ALL SELECT '{table}', f.name, d._row, {meta}, 'duplicate', d._dup_of, NULL, "
-            f"d._raw FROM dup_{table} d JOIN _files f ON f._fi = d._fi"
+            f"SELECT '{table}' AS \"table\", f.name AS source, d._row AS source_row, {meta}, "
+            f"'duplicate' AS rule, d._dup_of AS reason, CAST(NULL AS VARCHAR) AS \"column\", "
+            f"d._raw AS raw "
+            f"FROM dup_{table} d JOIN _files f ON f._fi = d._fi"
         )
     if not quarantine_parts:
         return []

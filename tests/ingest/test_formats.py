@@ -409,6 +409,24 @@ def test_rows_are_split_by_month_in_row_order_with_stray_months() -> None:
         assert t["_row"].to_pylist() == expected.tolist()
 
 
+def test_rows_in_time_order_are_cut_into_runs_of_one_month() -> None:
+    """An export in time order (one late line in it): each month's rows, still in row order."""
+    from personas.ingest.write import _by_month
+
+    part = np.repeat([202401, 202402, 202403, 202404], 1000)
+    part[2500] = 202401  # a late line
+    keep = np.random.default_rng(5).random(4000) > 0.05
+    rows = np.arange(4000)
+    batch = pa.Table.from_batches(
+        [pa.record_batch({"_row": rows[i : i + 700]}) for i in range(0, 4000, 700)]
+    )
+    got = _by_month(part, keep, batch)
+    assert [m for m, _ in got] == [202401, 202401, 202402, 202403, 202403, 202404]
+    for month in (202401, 202402, 202403, 202404):
+        joined = [r for m, t in got if m == month for r in t["_row"].to_pylist()]
+        assert joined == rows[keep & (part == month)].tolist()
+
+
 def test_months_of_kept_rows_match_the_calendar() -> None:
     """Bisection among month starts gives each kept row its UTC year * 100 + month."""
     from personas.ingest.write import _months
