@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from personas.ingest.arrays import values
 from personas.ingest.mapping import Source
 
 
@@ -93,9 +93,9 @@ class PieceTally:
     def add(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
             return
-        ck = pc.fill_null(batch["_ck"], 0).to_numpy()
-        fi = batch["_fi"].to_numpy()
-        flags = batch["_flags"].to_numpy()
+        ck = values(batch["_ck"], 0)
+        fi = values(batch["_fi"])
+        flags = values(batch["_flags"])
         oi = int(batch["_oi"][0].as_py())
         accepted = ck == 0
         one = fi[0] == fi[-1] and bool((fi == fi[0]).all())
@@ -112,7 +112,7 @@ class PieceTally:
         if self.hashes is not None and self.accepted > self.room:
             self.hashes = None  # the batch's hashes are then found in DuckDB
         if self.hashes is not None:
-            self.hashes.append(batch["_hash"].to_numpy()[accepted])
+            self.hashes.append(values(batch["_hash"])[accepted])
 
     def save_hashes(self, path: Path) -> None:
         """Write the accepted rows' hashes, unsorted (the duplicate search sorts them at once)."""

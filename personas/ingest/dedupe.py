@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from personas import schema
+from personas.ingest.arrays import ints
 from personas.ingest.canonical import HASH_KEYS
 from personas.ingest.context import Context
-from personas.ingest.stage import register_pieces
+from personas.ingest.stage import register_pieces, stage_view
 from personas.lake import Lake
 from personas.sqltext import ident, quote
 
@@ -41,7 +42,7 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, ctx: Context, lake: Lake) ->
         hashed = ", ".join(ident(c) for c in HASH_KEYS[table])
         pack = ", ".join(f"{ident(c)} := r.{ident(c)}" for c in canon)
         pack_a = ", ".join(f"{ident(c)} := a.{ident(c)}" for c in canon)
-        files = _lake_files_for(con, lake, table)
+        files = _lake_files_for(con, ctx, lake, table)
         lst = ", ".join(f"'{quote(p)}'" for p in files)
         lake_rows = f"read_parquet([{lst}], union_by_name = true)"
         lake_hashes = f"SELECT hash({hashed}) AS _hash FROM {lake_rows}" if files else None
@@ -106,7 +107,7 @@ def _repeated_hashes(
     there are none).
     """
     if not all(ctx.tallies[pid].hashed for pid in ctx.parts[table]):  # too many to sort
-        return _repeated_hashes_sql(con, table, lake_hashes)
+        return _repeated_hashes_sql(con, ctx, table, lake_hashes)
     ordered = _accepted_hashes(ctx, table)
     if not len(ordered):  # nothing accepted: nothing can repeat
         return ordered
@@ -127,9 +128,10 @@ def _repeated_hashes(
 
 
 def _repeated_hashes_sql(
-    con: duckdb.DuckDBPyConnection, table: str, lake_hashes: str | None
+    con: duckdb.DuckDBPyConnection, ctx: Context, table: str, lake_hashes: str | None
 ) -> np.ndarray:
     """:func:`_repeated_hashes` in DuckDB, for batches too large to sort the hashes in memory."""
+    stage_view(con, ctx, table)
     hashes = con.sql(f"""
         SELECT _hash FROM st_{table}_pieces WHERE _q IS NULL
         GROUP BY _hash HAVING count(*) > 1""").fetchnumpy()["_hash"]
@@ -166,14 +168,14 @@ def _stage_candidates(
     Picked piece by piece with pyarrow from the memory-mapped stage and written to one more
     Arrow file, so even a batch of nothing but duplicates never has to fit in memory.
     """
-    value_set = pa.array(hashes, pa.uint64())
+    value_set = ints(np.asarray(hashes, np.uint64))
     path = ctx.stage / "pieces" / f"candidates-{table}.arrow"
 
     def pick(pid: int) -> pa.Table:
         with pa.memory_map(str(ctx.piece_path(pid))) as f:
             piece = pa.ipc.open_file(f).read_all()
             if not len(value_set):
-                return piece.schema.empty_table()
+                return pa.Table.from_batches([], schema=piece.schema)
             keep = pc.and_(pc.is_null(piece["_q"]), pc.is_in(piece["_hash"], value_set))
             return piece.filter(keep)
 
@@ -188,19 +190,21 @@ def _stage_candidates(
                 writer.write_table(t)
     if writer is not None:
         writer.close()
-    register_pieces(con, ctx, f"cand_{table}", [path])
+    register_pieces(con, ctx, f"cand_{table}", [path], mapped=True)
 
 
-def _lake_files_for(con: duckdb.DuckDBPyConnection, lake: Lake, table: str) -> list[Path]:
+def _lake_files_for(
+    con: duckdb.DuckDBPyConnection, ctx: Context, lake: Lake, table: str
+) -> list[Path]:
     """Committed files of ``table`` that could hold rows equal to the staged ones."""
     if not lake.exists():
         return []
     if table not in schema.PARTITIONED:
         return lake.files(table)
-    return lake.files(table, partitions={(p // 100, p % 100) for p in _partitions(con, table)})
+    return lake.files(table, partitions={(p // 100, p % 100) for p in _partitions(con, ctx, table)})
 
 
-def _partitions(con: duckdb.DuckDBPyConnection, table: str) -> list[int]:
+def _partitions(con: duckdb.DuckDBPyConnection, ctx: Context, table: str) -> list[int]:
     """``year * 100 + month`` of every partition the accepted rows of ``table`` fall in."""
     ts = ident(schema.TIME_COLUMN[table])
     naive = f"make_timestamp(epoch_us({ts}))"  # by arithmetic, no ICU calendar
@@ -208,6 +212,7 @@ def _partitions(con: duckdb.DuckDBPyConnection, table: str) -> list[int]:
         r[0]
         for r in con.execute(
             f"SELECT DISTINCT CAST(year({naive}) * 100 + month({naive}) AS INTEGER) "
-            f"FROM st_{table} WHERE _q IS NULL AND {ts} IS NOT NULL ORDER BY 1"
+            f"FROM {stage_view(con, ctx, table)} WHERE _q IS NULL AND {ts} IS NOT NULL "
+            "ORDER BY 1"
         ).fetchall()
     ]

@@ -235,29 +235,48 @@ def _pass1_error(
 
 
 def stage_views(con: duckdb.DuckDBPyConnection, ctx: Context) -> None:
+    """The staged tables; their views are made when a query first needs one (``stage_view``)."""
+    ctx.tables = set(ctx.parts)
+
+
+def stage_view(con: duckdb.DuckDBPyConnection, ctx: Context, table: str) -> str:
     """``st_<table>``: every staged piece, with the packed verdict unpacked into columns.
 
     The pieces of a table are registered as one Arrow dataset (not as tables): DuckDB reads
     just the columns a query needs, batch by batch, so the stage never has to fit in memory.
+    Made on first use: a batch without rejected rows, repeated hashes or a lake to compare
+    with needs none, and importing ``pyarrow.dataset`` imports pandas (0.3-1 CPU-s).
     """
-    for table, pids in ctx.parts.items():
-        register_pieces(con, ctx, f"st_{table}", [ctx.piece_path(pid) for pid in pids])
-    ctx.tables = set(ctx.parts)
+    view = f"st_{table}"
+    if f"{view}_pieces" not in ctx.datasets:
+        register_pieces(con, ctx, view, [ctx.piece_path(pid) for pid in ctx.parts[table]])
+    return view
 
 
 def register_pieces(
-    con: duckdb.DuckDBPyConnection, ctx: Context, view: str, files: list[Path]
+    con: duckdb.DuckDBPyConnection,
+    ctx: Context,
+    view: str,
+    files: list[Path],
+    *,
+    mapped: bool = False,
 ) -> None:
     """View ``view`` over staged Arrow files, with true row numbers and the verdict unpacked.
 
     Rows of a chunk of a big file are numbered from 1 in its piece; the chunk's offset is added
-    here (looked up by the piece id ``_pid``).
+    here (looked up by the piece id ``_pid``). ``mapped``: one file, memory-mapped as a table
+    rather than opened as a dataset (which holds no file open between queries, so a piece
+    deleted once written frees its disk at once).
     """
-    import pyarrow.dataset as ds
+    pieces: object
+    if mapped:
+        pieces = pa.ipc.open_file(pa.memory_map(str(files[0]))).read_all()
+    else:
+        import pyarrow.dataset as ds
 
-    with pa.memory_map(str(files[0])) as f:  # all pieces of a table share it: open no others
-        piece_schema = pa.ipc.open_file(f).schema
-    pieces = ds.dataset([str(p) for p in files], piece_schema, format="ipc")
+        with pa.memory_map(str(files[0])) as f:  # all pieces share its schema: open no others
+            piece_schema = pa.ipc.open_file(f).schema
+        pieces = ds.dataset([str(p) for p in files], piece_schema, format="ipc")
     con.register(f"{view}_pieces", pieces)
     ctx.datasets[f"{view}_pieces"] = pieces  # registered per connection: for cursors too
     row = "_row"
@@ -341,7 +360,8 @@ def check_stage(con: duckdb.DuckDBPyConnection, inputs: list[Input], ctx: Contex
             if not bad or bad / n <= inp.source.max_bad_fraction:
                 continue
             col, nbad, first = con.execute(
-                f"SELECT _column, count(*), min(_row) FROM st_{out.table} WHERE _fi = ? AND "
+                f"SELECT _column, count(*), min(_row) FROM {stage_view(con, ctx, out.table)} "
+                "WHERE _fi = ? AND "
                 "_oi = ? AND _rule = 'bad_value' GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
                 [inp.fi, oi],
             ).fetchone()

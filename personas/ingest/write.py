@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 
 from personas import lake as lake_mod
 from personas import schema
+from personas.ingest.arrays import bools, ints, strings, values
 from personas.ingest.context import Context, Input
+from personas.ingest.stage import stage_view
 from personas.sqltext import quote
 
 #: Rows the lake writer reads from the stage at a time.
@@ -46,7 +48,7 @@ def write_lake(
     """
     written: dict[str, list[tuple[Path, str]]] = {}
     names = dict(con.execute("SELECT _fi, name FROM _files").fetchall())
-    file_names = pa.array([names[i] for i in range(len(names))], pa.string())
+    file_names = strings([names[i] for i in range(len(names))])
     dups: dict[tuple[str, int], np.ndarray] = {}
     for table in sorted(ctx.tables):
         for oi, keys in con.execute(
@@ -128,7 +130,7 @@ class _LakeWriter:
         self.repeated: dict[str, tuple[str, pa.Array]] = {}
         self.written: dict[str, list[int]] = {}  # table -> [rows, sum of source_row]
         ts = int(ctx.now.timestamp() * 1_000_000)
-        self.ingested_at = pa.scalar(ts, pa.timestamp("us", tz="UTC"))
+        self.ingested_at = ints(np.array([ts], np.int64)).cast(pa.timestamp("us", tz="UTC"))[0]
 
     def write_piece(self, table: str, pid: int) -> None:
         offset = self.ctx.offsets.get(pid, 0)
@@ -152,15 +154,15 @@ class _LakeWriter:
     def _write_batch(self, table: str, batch: pa.Table, offset: int) -> None:
         if batch.num_rows == 0:
             return
-        keep = batch["_q"].is_null().to_numpy()
+        keep = values(batch["_q"].is_null())
         dup = self.dups.get((table, batch["_oi"][0].as_py()))
         if dup is not None and len(dup):
-            key = (batch["_fi"].to_numpy().astype(np.int64) << 40) + batch["_row"].to_numpy()
+            key = (values(batch["_fi"]).astype(np.int64) << 40) + values(batch["_row"])
             keep &= _not_in(key + offset, dup)
         if not keep.any():
             return
         if table not in schema.PARTITIONED:
-            sub = batch if keep.all() else batch.filter(pa.array(keep))
+            sub = batch if keep.all() else batch.filter(bools(keep))
             self._append(table, None, self._canonical(table, sub, offset))
             return
         part = _months(batch[schema.TIME_COLUMN[table]], keep)
@@ -176,7 +178,7 @@ class _LakeWriter:
             self._same(self.file_names[lo.as_py()].as_py(), n, "source")
             if lo == hi
             else self.file_names.take(sub["_fi"]),
-            pc.add(sub["_row"], offset) if offset else sub["_row"],
+            pc.add(sub["_row"], ints(np.array([offset], np.int64))[0]) if offset else sub["_row"],
             pa.repeat(self.ingested_at, n),
             self._same(self.ctx.batch_id, n, "batch_id"),
         ]
@@ -246,22 +248,22 @@ def _by_month(part: np.ndarray, keep: np.ndarray, batch: pa.Table) -> list[tuple
     months = np.flatnonzero(counts) + lo
     counts = counts[counts > 0]
     if len(months) == 1:
-        return [(int(months[0]), batch if keep.all() else batch.filter(pa.array(keep)))]
+        return [(int(months[0]), batch if keep.all() else batch.filter(bools(keep)))]
     starts = np.flatnonzero(kept[1:] != kept[:-1]) + 1
     if len(starts) < 2 * len(months):
         # the rows come in runs of one month (an export in time order, like most event logs):
         # each run is a slice of the kept rows, no copy; a month may get a few runs, in row
         # order (the sort is stable)
-        rows = batch if keep.all() else batch.filter(pa.array(keep))
+        rows = batch if keep.all() else batch.filter(bools(keep))
         bounds = [0, *starts.tolist(), len(kept)]
         runs = [(int(kept[a]), rows.slice(a, b - a)) for a, b in itertools.pairwise(bounds)]
         return sorted(runs, key=lambda x: x[0])
     big = counts * 8 >= len(kept)
-    out = [(int(m), batch.filter(pa.array(keep & (part == m)))) for m in months[big]]
+    out = [(int(m), batch.filter(bools(keep & (part == m)))) for m in months[big]]
     if not big.all():
         few = keep & ~np.isin(part, months[big])
-        rows = batch.filter(pa.array(few))  # filter, then sort the few: take on a table of
-        rows = rows.take(pa.array(np.argsort(part[few], kind="stable")))  # many chunks copies
+        rows = batch.filter(bools(few))  # filter, then sort the few: take on a table of
+        rows = rows.take(ints(np.argsort(part[few], kind="stable")))  # many chunks copies
         start = 0
         for m, n in zip(months[~big], counts[~big], strict=True):
             out.append((int(m), rows.slice(start, int(n))))
@@ -275,9 +277,9 @@ def _months(ts: pa.ChunkedArray, keep: np.ndarray) -> np.ndarray:
     By bisection among the starts of the months the kept rows span (a few, usually): a fifth
     of the CPU of numpy's calendar conversion, a tenth of DuckDB's ``year()``/``month()``.
     """
-    if ts.null_count and not ts.is_valid().to_numpy(zero_copy_only=False)[keep].all():
+    if ts.null_count and not values(ts.is_valid())[keep].all():
         raise RuntimeError("accepted rows without a time in the stage")  # pragma: no cover
-    us = pc.fill_null(ts.cast(pa.int64()), 0).to_numpy()
+    us = values(ts.cast(pa.int64()), 0)
     kept = us[keep]
     first, last = kept.min(), kept.max()
     span = np.arange(
@@ -309,7 +311,7 @@ def _repeat(value: str, n: int) -> pa.Array:
     """``n`` times the string ``value``, built from two buffers (``pa.repeat`` copies n times)."""
     b = value.encode()
     if n * len(b) >= 2**31 - 1:
-        return pa.repeat(pa.scalar(value, pa.string()), n)
+        return pa.repeat(strings([value])[0], n)
     offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(b))
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b * n))
 
@@ -368,8 +370,8 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, ctx: Context) -> list[tupl
             quarantine_parts.append(
                 f"SELECT '{table}' AS \"table\", f.name AS source, s._row AS source_row, "
                 f'{meta}, s._rule AS rule, s._reason AS reason, s._column AS "column", '
-                f"s._raw AS raw FROM st_{table} s JOIN _files f ON f._fi = s._fi "
-                "WHERE s._q IS NOT NULL"
+                f"s._raw AS raw FROM {stage_view(con, ctx, table)} s "
+                "JOIN _files f ON f._fi = s._fi WHERE s._q IS NOT NULL"
             )
         quarantine_parts.append(
             f"SELECT '{table}' AS \"table\", f.name AS source, d._row AS source_row, {meta}, "

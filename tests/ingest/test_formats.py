@@ -474,9 +474,9 @@ def test_duplicates_found_alike_when_the_hash_room_runs_out(
     in_duckdb: list[str] = []
     sql_path = dedupe._repeated_hashes_sql
 
-    def spy(con, table, lake_hashes):
+    def spy(con, ctx, table, lake_hashes):
         in_duckdb.append(table)
-        return sql_path(con, table, lake_hashes)
+        return sql_path(con, ctx, table, lake_hashes)
 
     monkeypatch.setattr(dedupe, "_repeated_hashes_sql", spy)
     report = ingest([f], _mapping(tmp_path), tmp_path / "lake")
