@@ -45,16 +45,7 @@ def assign_spark(features: Any, run_dir: str | Path) -> Any:
             f"the input lacks feature column(s) {', '.join(missing)} that the model uses; "
             "compute them with `personas features` over a lake with the same tables"
         )
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DecimalType
-
-    # DuckDB writes a 1.0/0.0 CASE as DECIMAL; the models want floats, as pandas gives them
-    columns = [
-        F.col(f.name).cast("double").alias(f.name)
-        if isinstance(f.dataType, DecimalType)
-        else F.col(f.name)
-        for f in features.schema.fields
-    ]
+    columns = _as_floats(features)
     schema = ASSIGNMENT_SCHEMA + (LIKELY_SCHEMA if likely is not None else "")
     # p_alive and days to the next purchase ride along where the features have them, as locally
     schema += "".join(f", {c} double" for c in LIFETIME_COLUMNS if c in features.columns)
@@ -70,6 +61,49 @@ def assign_spark(features: Any, run_dir: str | Path) -> Any:
             yield out[names]
 
     return features.select(*columns).mapInPandas(score, schema)
+
+
+def _as_floats(features: Any) -> list[Any]:
+    """Columns of ``features`` with decimals as doubles: DuckDB writes a 1.0/0.0 CASE as
+    DECIMAL; the models want floats, as pandas gives them."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DecimalType
+
+    return [
+        F.col(f.name).cast("double").alias(f.name)
+        if isinstance(f.dataType, DecimalType)
+        else F.col(f.name)
+        for f in features.schema.fields
+    ]
+
+
+def score_spark(features_path: str | Path, seg: Any, master: str | None = None) -> pd.DataFrame:
+    """``seg.assign`` of every customer of a features table, on Spark's executors: a frame of
+    ``label`` (the model's persona index, negative for the not-profiled groups) and
+    ``confidence`` indexed by customer_id, collected to the driver (two numbers a customer).
+
+    What a refresh with ``features.engine: spark`` scores with (:func:`personas.refresh.
+    refresh_run`): the published model's placement of today's customers, for drift and for an
+    assign run.
+    """
+    from personas.features.spark import spark_session
+
+    spark = spark_session(master)
+    # every column: besides the model's features, seg.assign reads frequency and lifecycle
+    features = spark.read.parquet(str(features_path))
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for X in batches:
+            if X.empty:
+                continue
+            labels, conf = seg.assign(X.set_index("customer_id"))
+            yield pd.DataFrame(
+                {"customer_id": X["customer_id"].astype(str), "label": labels, "confidence": conf}
+            )
+
+    schema = "customer_id string, label long, confidence double"
+    got = features.select(*_as_floats(features)).mapInPandas(score, schema).toArrow().to_pandas()
+    return got.set_index("customer_id")
 
 
 def assign_file_spark(

@@ -44,7 +44,8 @@ class FeaturesConfig(_Strict):
     engine: Literal["duckdb", "spark"] = Field(
         default="duckdb",
         description="where the feature SQL runs: DuckDB on this machine, or Spark for data "
-        "beyond one machine (needs the personas[spark] extra and Java 17)",
+        "beyond one machine (needs the personas[spark] extra and Java 17); with spark, a "
+        "refresh also scores every customer with the published model on Spark",
     )
     spark_master: str = Field(
         default="local[2]",

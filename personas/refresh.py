@@ -10,6 +10,12 @@ customers with the published model, measures drift, decides by :class:`Policy`, 
   identities through the matching, and saves a new reference sample for later drift.
 
 Either way the run folder gets ``drift.json`` with the mode, the reason and the figures.
+
+With ``engine="spark"`` (``features.engine: spark`` in the config) the published model scores
+every customer on Spark's executors (:func:`personas.assign_spark.score_spark`, the same
+``assign`` code per batch); the placements (two numbers a customer) come back to the driver,
+where drift, profiles, likely personas and KPIs are computed as with the local engine. A refit
+fits on a sample on the driver either way.
 """
 
 from __future__ import annotations
@@ -88,8 +94,17 @@ def refresh_run(
     policy: Policy | None = None,
     config: SegmentationConfig | None = None,
     progress: Any = None,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> RefreshResult:
-    """Decide, then assign or refit, and write ``runs_root/<run_id>/`` (status "discovered")."""
+    """Decide, then assign or refit, and write ``runs_root/<run_id>/`` (status "discovered").
+
+    ``engine`` scores today's customers with the published model here ("local") or on Spark
+    ("spark", at ``spark_master``; see the module)."""
+    if engine not in ("local", "spark"):
+        from personas.errors import ConfigError
+
+        raise ConfigError(f"refresh engine {engine!r}: expected 'local' or 'spark'")
     from personas.discover import fit_personas, previous_publication
 
     t0 = time.perf_counter()
@@ -111,7 +126,7 @@ def refresh_run(
         drift, scored, age, model_info = None, None, None, {}
         if previous is not None and (previous.path / runs.MODEL).exists():
             model_info = _model_info(previous)
-            scored = _score(X, previous)
+            scored = _score(X, previous, features_path if engine == "spark" else None, spark_master)
             age = _days(model_info.get("model_as_of"), as_of)
             drift = _drift(X, previous, scored, model_info, age or 0)
         mode, reason, over = decide(policy, scored is not None, age, drift)
@@ -137,6 +152,7 @@ def refresh_run(
             "thresholds": vars(policy.thresholds),
             "refit_every": policy.refit_every,
             "model_age_days": age if mode == "assign" else 0,
+            "scored_on": engine if scored is not None else None,
             "drift": drift.to_json() if drift is not None else None,
             **info,
         }
@@ -167,13 +183,26 @@ def _model_info(previous: runs.Run) -> dict[str, Any]:
     }
 
 
-def _score(X: pd.DataFrame, previous: runs.Run) -> tuple[Any, np.ndarray, np.ndarray] | None:
-    """(model, labels, confidence) of today's customers under the published model."""
+def _score(
+    X: pd.DataFrame,
+    previous: runs.Run,
+    on_spark: Path | None = None,
+    spark_master: str | None = None,
+) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(model, labels, confidence) of today's customers under the published model; scored on
+    Spark's executors from the features file ``on_spark`` when given."""
     seg = previous.model()
     if [c for c in seg.features_ if c not in X.columns]:
         return (seg, None, None)
-    labels, conf = seg.assign(X)
-    return (seg, labels, conf)
+    if on_spark is None:
+        labels, conf = seg.assign(X)
+        return (seg, labels, conf)
+    from personas.assign_spark import score_spark
+
+    got = score_spark(on_spark, seg, spark_master).reindex(X.index.astype(str))
+    if got["label"].isna().any():  # cannot happen unless the file changed under us
+        raise RuntimeError(f"{on_spark}: Spark scored {got['label'].notna().sum()} of {len(X)}")
+    return (seg, got["label"].to_numpy(dtype=np.int64), got["confidence"].to_numpy(dtype=float))
 
 
 def _drift(

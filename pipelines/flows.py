@@ -160,6 +160,8 @@ def refresh_task(
     segmentation: dict[str, Any],
     refresh_cfg: dict[str, Any],
     mode: str | None,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> dict[str, Any]:
     from personas.config import RefreshConfig, SegmentationConfig
     from personas.refresh import refresh_run
@@ -171,6 +173,8 @@ def refresh_task(
         RefreshConfig.model_validate(refresh_cfg).policy(mode),
         SegmentationConfig.model_validate(segmentation),
         progress=_log_progress("refresh"),
+        engine=engine,
+        spark_master=spark_master,
     )
     get_run_logger().info("%s (%.1f s) -> %s", res.reason, res.seconds, res.run_dir)
     return {
@@ -352,6 +356,8 @@ def _refresh(cfg: Config, mode: str | None) -> dict[str, Any]:
         cfg.segmentation.model_dump(mode="json"),
         cfg.refresh.model_dump(mode="json"),
         mode,
+        "spark" if f.engine == "spark" else "local",  # features on Spark: assignment too
+        f.spark_master,
     )
     run_dir = decided["run_dir"]
     result.update(mode=decided["mode"], reason=decided["reason"], drift=decided["drift"])

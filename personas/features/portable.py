@@ -31,14 +31,25 @@ def transpile(sql: str, dialect: str) -> str:
 
     For Spark, decimal literals (``1.0``) become doubles: DuckDB reads them as doubles in
     arithmetic with doubles, Spark as DECIMAL, whose fixed scale would round ratios such as
-    ``count(*) * 1.0 / n`` to a few digits.
+    ``count(*) * 1.0 / n`` to a few digits. DuckDB's ``timezone('UTC', ts)`` (a timestamp's
+    UTC wall clock, e.g. for its calendar month) becomes ``to_utc_timestamp(ts,
+    current_timezone())``: Spark shows a timestamp in the session's zone, whatever it is.
     """
     if dialect == "duckdb":
         return sql
     tree = sqlglot.parse_one(sql, read="duckdb")
     if dialect == "spark":
-        tree = tree.transform(_double_literal)
+        tree = tree.transform(_double_literal).transform(_spark_utc)
     return tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE, pretty=True)
+
+
+def _spark_utc(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone":
+        zone, ts = node.expressions
+        if not (isinstance(zone, exp.Literal) and zone.this.upper() == "UTC"):
+            raise ValueError(f"timezone({zone.sql()}, ...): only 'UTC' is transpiled to Spark")
+        return exp.func("to_utc_timestamp", ts.copy(), exp.func("current_timezone"))
+    return node
 
 
 def _double_literal(node: exp.Expression) -> exp.Expression:

@@ -12,7 +12,9 @@ What runs where: the SQL (every per-customer aggregation, the BTYD summary, the 
 cohort's counts) on the executors; the BG/NBD and Gamma-Gamma fits on the driver, over the
 summary collected as Arrow (seven numbers per customer; the fit itself evaluates each distinct
 (frequency, recency, T) once), their scores joined back in Spark. The features table, one row
-per customer, is collected to the driver and written as one file.
+per customer, is collected to the driver and written as one file; so are the KPIs' monthly
+activity and first purchases (``activity.parquet``, ``first_purchase.parquet``), counted in
+Spark by the DuckDB engine's SQL (:func:`personas.features.kpis.monthly_activity`).
 
 PySpark is the optional extra ``personas[spark]``; it needs Java 17. No Spark session starts
 unless this module is asked for one.
@@ -35,7 +37,9 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
+from personas.features.build import KPI_FILES
 from personas.features.clv import cohort_from_lake, score_summary, summary_from_lake
+from personas.features.kpis import monthly_activity
 from personas.features.portable import transpile
 from personas.features.result import FeatureSet, catalog_json
 from personas.features.sql import DAYS, feature_plan, feature_query, probe
@@ -44,19 +48,30 @@ from personas.lake import ALL_TABLES, PARTITION_BY, Lake, table_schema
 log = logging.getLogger(__name__)
 
 CLV = "_personas_clv"
-#: Spark settings of the sessions this module starts (an active session is used as it is).
+#: Spark settings of the sessions this module starts (an active session is used as it is):
+#: the first three are what the feature SQL's results depend on, set under spark-submit too.
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # DuckDB's semantics: x / 0 is NULL, not an error (Spark 4 turns ANSI mode on by default)
     "spark.sql.ansi.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # small-machine settings, left to spark-submit's confs on a cluster
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.enabled": "false",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+SEMANTIC_CONF = (
+    "spark.sql.session.timeZone",
+    "spark.sql.ansi.enabled",
+    "spark.sql.execution.arrow.pyspark.enabled",
+)
 
 
 def spark_session(master: str | None = None, app: str = "personas") -> Any:
-    """The active Spark session, or a new one at ``master`` (default ``local[2]``)."""
+    """The active Spark session, or a new one at ``master`` (default ``local[2]``).
+
+    Under ``spark-submit`` (which starts this interpreter with ``PYSPARK_GATEWAY_PORT`` set)
+    the new session takes spark-submit's ``--master`` and confs, whatever ``master`` says,
+    except the settings the results depend on (:data:`SEMANTIC_CONF`)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:  # pragma: no cover - depends on the install
@@ -69,10 +84,14 @@ def spark_session(master: str | None = None, app: str = "personas") -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    master = master or "local[2]"
-    builder = SparkSession.builder.appName(app).master(master)
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # under spark-submit: its --master rules
+    builder = SparkSession.builder.appName(app)
+    master = "" if submitted else master or "local[2]"
+    if not submitted:
+        builder = builder.master(master)
     for k, v in SESSION_CONF.items():
-        builder = builder.config(k, v)
+        if k in SEMANTIC_CONF or not submitted:
+            builder = builder.config(k, v)
     if master.startswith("local") or "127.0.0.1" in master:
         # Python workers on this machine run this interpreter (its environment has the model's
         # packages); on a cluster, spark.pyspark.python is the cluster's to set
@@ -100,7 +119,8 @@ def register_lake(spark: Any, lake: Lake, versions: dict[str, int]) -> None:
 class SparkSQL:
     """DuckDB-dialect SQL run on Spark, with the few DuckDB cursor methods the feature code
     uses (``execute``/``sql``, ``fetchone``, ``fetchall``, ``fetchnumpy``, ``to_arrow_table``),
-    so :func:`personas.features.sql.probe` and the CLV summary run unchanged."""
+    so :func:`personas.features.sql.probe`, the CLV summary and the KPIs' monthly activity
+    (:func:`personas.features.kpis.monthly_activity`) run unchanged."""
 
     def __init__(self, spark: Any):
         self.spark = spark
@@ -121,6 +141,9 @@ class SparkSQL:
 
     def to_arrow_table(self) -> pa.Table:
         return self._df.toArrow()
+
+    def df(self) -> Any:
+        return self.to_arrow_table().to_pandas()
 
     def fetchnumpy(self) -> dict[str, np.ndarray]:
         t = self.to_arrow_table()
@@ -194,7 +217,17 @@ def build_features_spark(
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp, final = out_dir / ".features.tmp.parquet", out_dir / "features.parquet"
     pq.write_table(table, tmp, compression="zstd")
+    kpi_tmp = {}
+    if "transactions" in tables:  # the KPIs' monthly activity, as the DuckDB engine writes it
+        t = time.perf_counter()
+        frames = monthly_activity(con, as_of)  # type: ignore[arg-type]
+        for name, frame in zip(KPI_FILES, frames, strict=True):
+            kpi_tmp[name] = out_dir / f".{name}.tmp"
+            frame.to_parquet(kpi_tmp[name], index=False)
+        log.info("features (spark): monthly activity in %.1f s", time.perf_counter() - t)
     tmp.replace(final)
+    for name, path in kpi_tmp.items():
+        path.replace(out_dir / name)
     cat = catalog_json(ctx, columns, table.num_rows, lake, versions)
     cat |= {"engine": "spark", "spark_master": spark.sparkContext.master}
     if clv:

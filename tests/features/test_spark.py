@@ -2,11 +2,19 @@
 
 Needs PySpark (the ``spark`` extra) and Java 17 (``scripts/system-deps.sh`` installs it); one
 local[2] Spark session is shared by the whole test session (tests/conftest.py). A demo lake of
-300 customers covers every table and feature column and keeps the Spark tests short.
+300 customers covers every table and feature column and keeps the Spark tests short; its
+DuckDB features and a persona run on them are made once for the module.
+
+The standalone-cluster test starts a master and two workers from the pyspark wheel
+(:mod:`personas.spark_cluster`) and runs the command line against them in a child process: a
+JVM has one SparkContext, and this process's is the shared local[2] one, which later tests
+still use; a child also proves the CLI path and takes its driver JVM with it when it exits.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +22,15 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from personas.features.build import build_features, load_catalog, load_features
+from personas.features.build import (
+    FeatureSet,
+    build_features,
+    load_activity,
+    load_catalog,
+    load_features,
+)
 from pipelines.cli import main
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # a Spark session and two Spark jobs: minutes on two cores
 
@@ -33,6 +48,22 @@ def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "lake"
 
 
+@pytest.fixture(scope="module")
+def duck(small_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> FeatureSet:
+    """The small lake's features from DuckDB, the reference every Spark result must equal."""
+    return build_features(small_lake, None, tmp_path_factory.mktemp("duckdb"))
+
+
+@pytest.fixture(scope="module")
+def run(duck: FeatureSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A persona run (k-means only: the model is what matters here) on the DuckDB features."""
+    from personas.config import SegmentationConfig
+    from personas.discover import discover
+
+    cfg = SegmentationConfig(algorithms=("kmeans",), map_sample=300)
+    return discover(duck.path, tmp_path_factory.mktemp("runs"), config=cfg, run_id="r").run_dir
+
+
 def _assert_same(a, b) -> None:
     assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
     for c in a.columns:
@@ -45,8 +76,9 @@ def _assert_same(a, b) -> None:
             assert x.fillna("<na>").astype(str).equals(y.fillna("<na>").astype(str)), c
 
 
-def test_spark_features_equal_duckdb_features(spark, small_lake: Path, tmp_path: Path) -> None:
-    duck = build_features(small_lake, None, tmp_path / "duckdb")
+def test_spark_features_equal_duckdb_features(
+    spark, small_lake: Path, duck: FeatureSet, tmp_path: Path
+) -> None:
     on_spark = build_features(small_lake, None, tmp_path / "spark", engine="spark")
     assert on_spark.as_of == duck.as_of and on_spark.columns == duck.columns
     a, b = load_features(duck.path), load_features(on_spark.path)
@@ -55,17 +87,44 @@ def test_spark_features_equal_duckdb_features(spark, small_lake: Path, tmp_path:
     ca, cb = load_catalog(duck.path), load_catalog(on_spark.path)
     assert cb["engine"] == "spark" and cb["lake_versions"] == ca["lake_versions"]
     assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
+    # the KPIs' monthly activity and first purchases beside the features, as DuckDB writes them
+    for here, there in zip(load_activity(duck.path), load_activity(on_spark.path), strict=True):
+        assert len(here) > 100
+        pd.testing.assert_frame_equal(here, there)
 
 
-def test_spark_assignment_and_aggregates_equal_local(spark, small_lake: Path, tmp_path: Path):
+def test_refresh_on_spark_assigns_like_the_local_engine(
+    spark, duck: FeatureSet, run: Path, tmp_path: Path
+) -> None:
+    """``features.engine: spark``: a refresh scores everyone with the published model on the
+    executors; the assign run equals the local engine's, drift and KPIs included."""
+    from personas import runs
+    from personas.config import SegmentationConfig
+    from personas.publish.publication import publish
+    from personas.refresh import Policy, refresh_run
+
+    published = tmp_path / "published"
+    publish(run, published)
+    cfg, policy = SegmentationConfig(algorithms=("kmeans",), map_sample=300), Policy(mode="assign")
+    here = refresh_run(duck.path, tmp_path / "runs", published, policy, cfg)
+    there = refresh_run(duck.path, tmp_path / "runs", published, policy, cfg, engine="spark")
+    assert here.mode == there.mode == "assign"
+    assert (here.drift["scored_on"], there.drift["scored_on"]) == ("local", "spark")
+    assert here.drift["drift"] == there.drift["drift"]
+    a, b = runs.load_run(here.run_dir), runs.load_run(there.run_dir)
+    assert len(b.assignments) == 300 and b.assignments["persona_id"].nunique() >= 3
+    pd.testing.assert_frame_equal(a.assignments, b.assignments)
+    assert b.metrics["kpis"] is not None and b.metrics["kpis"] == a.metrics["kpis"]
+    assert b.metrics["persona_sizes"] == a.metrics["persona_sizes"]
+
+
+def test_spark_assignment_and_aggregates_equal_local(
+    spark, duck: FeatureSet, run: Path, tmp_path: Path
+):
     from personas.assign import assign_frame
     from personas.assign_spark import assign_spark, persona_aggregates
-    from personas.config import SegmentationConfig
-    from personas.discover import discover
 
-    feats = build_features(small_lake, None, tmp_path / "features").path
-    cfg = SegmentationConfig(algorithms=("kmeans",), map_sample=300)
-    run = discover(feats, tmp_path / "runs", config=cfg, run_id="r").run_dir
+    feats = duck.path
     X = load_features(feats)
     local = assign_frame(X, run)
     sdf = spark.read.parquet(str(feats))
@@ -92,8 +151,14 @@ def test_spark_assignment_and_aggregates_equal_local(spark, small_lake: Path, tm
     assert res.exit_code == 0, res.output
     here = CliRunner().invoke(main, [*args[:-4], "-o", str(tmp_path / "local.parquet")])
     assert res.output.splitlines()[1:] == here.output.splitlines()[1:]  # the same tally
-    folder = pd.read_parquet(out).set_index("customer_id").reindex(local.index)
+    _assert_same_assignments(local, out)
+
+
+def _assert_same_assignments(local: pd.DataFrame, folder_path: Path) -> None:
+    """The Parquet folder ``personas assign --engine spark`` wrote equals the local scores."""
+    folder = pd.read_parquet(folder_path).set_index("customer_id").reindex(local.index)
     assert list(folder.columns) == list(local.columns)
+    assert folder.index.equals(local.index) and not folder["persona_id"].isna().any()
     for c in local.columns:
         x, y = local[c], folder[c]
         if c == "persona_id":
@@ -102,3 +167,59 @@ def test_spark_assignment_and_aggregates_equal_local(spark, small_lake: Path, tm
             assert np.allclose(x, y, rtol=1e-9, equal_nan=True), c
         else:
             assert x.fillna("<na>").astype(str).tolist() == y.fillna("<na>").astype(str).tolist()
+
+
+#: The child process's driver: the command line, as a user runs it, with the config's engine.
+CLUSTER_DRIVER = r"""
+import sys
+from pathlib import Path
+from pipelines.cli import main
+config, run, out = sys.argv[1:4]
+main(["features", "--config", config], standalone_mode=False)
+ws = Path(config).parent / "ws"
+feats = next(ws.glob("features/as_of=*/features.parquet"))
+main(["assign", str(feats), "--run", run, "--engine", "spark", "--config", config, "-o", out],
+     standalone_mode=False)
+"""
+
+
+def test_standalone_cluster_runs_features_and_assign_like_duckdb(
+    small_lake: Path, duck: FeatureSet, run: Path, tmp_path: Path
+) -> None:
+    """A master and two workers on 127.0.0.1 from the pyspark wheel: `personas features` and
+    `personas assign --engine spark` on it equal DuckDB's features and the local assignment,
+    and no daemon, executor or Python worker outlives the cluster."""
+    import yaml
+
+    from personas.assign import assign_frame
+    from personas.spark_cluster import leftovers, standalone_cluster
+
+    pytest.importorskip("pyspark", reason="the spark extra is not installed")
+    work, config, out = tmp_path / "cluster", tmp_path / "personas.yaml", tmp_path / "out.parquet"
+    with standalone_cluster(workers=2, cores=1, memory="1g", work_dir=work) as cluster:
+        assert cluster.alive_workers() == 2
+        settings = {
+            "workspace": "ws",
+            "lake": str(small_lake),
+            "features": {"engine": "spark", "spark_master": cluster.master_url},
+        }
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        child = subprocess.run(
+            [sys.executable, "-c", CLUSTER_DRIVER, str(config), str(run), str(out)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert child.returncode == 0, child.stderr[-4000:]
+    assert all(p.poll() is not None for p in cluster.processes)
+    assert leftovers(work) == []  # no executor or Python worker left behind
+    for i in range(2):  # both workers ran executors of the application (app-*/<executor id>)
+        assert list((work / f"worker-{i}").glob("app-*/*")), f"worker {i} ran no executor"
+    feats = next((tmp_path / "ws").glob("features/as_of=*/features.parquet"))
+    cat = load_catalog(feats)
+    assert cat["engine"] == "spark" and cat["spark_master"] == cluster.master_url
+    assert cat["lake_versions"] == load_catalog(duck.path)["lake_versions"]
+    a = load_features(duck.path)
+    _assert_same(a, load_features(feats))
+    _assert_same_assignments(assign_frame(a, run), out)
