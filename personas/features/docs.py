@@ -24,7 +24,8 @@ The features read one snapshot of the lake: the Delta version of every table, re
 `catalog.json` (`lake_versions`); `personas features --lake-versions transactions=3,...`
 computes them again from those versions. The same SQL runs on DuckDB (default) or on Spark
 (`--engine spark`, config `features.engine` and `features.spark_master`; see
-[spark.md](spark.md)).
+[spark.md](spark.md)); either engine also writes the KPIs' monthly activity
+(`activity.parquet`, `first_purchase.parquet`) beside `features.parquet`.
 """
 
 

@@ -232,6 +232,17 @@ def test_one_feature_definition_transpiles_to_other_engines(dialect: str) -> Non
     assert "recency_days" in sql and "campaign_response_rate" in sql and "value_symbolic" in sql
 
 
+def test_a_utc_wall_clock_transpiles_to_spark_whatever_its_session_zone() -> None:
+    """DuckDB's ``timezone('UTC', ts)`` (the KPIs' calendar months) has no Spark namesake."""
+    from personas.features.portable import transpile
+
+    sql = "SELECT strftime(timezone('UTC', ts), '%Y-%m') AS m FROM t"
+    got = transpile(sql, "spark")
+    assert "TO_UTC_TIMESTAMP(ts, CURRENT_TIMEZONE())" in got and "TIMEZONE('UTC'" not in got
+    with pytest.raises(ValueError, match="only 'UTC'"):
+        transpile(sql.replace("'UTC'", "'Europe/Helsinki'"), "spark")
+
+
 def test_feature_docs_are_rendered_from_the_catalogue() -> None:
     from personas.features.docs import render_markdown
 
