@@ -5,10 +5,12 @@ local[2] Spark session is shared by the whole test session (tests/conftest.py). 
 300 customers covers every table and feature column and keeps the Spark tests short; its
 DuckDB features and a persona run on them are made once for the module.
 
-The standalone-cluster test starts a master and two workers from the pyspark wheel
-(:mod:`personas.spark_cluster`) and runs the command line against them in a child process: a
-JVM has one SparkContext, and this process's is the shared local[2] one, which later tests
-still use; a child also proves the CLI path and takes its driver JVM with it when it exits.
+The features are computed on Spark once, on a standalone cluster: a master and two workers
+from the pyspark wheel (:mod:`personas.spark_cluster`), driven by the command line in a child
+process. A child because a JVM has one SparkContext, and this process's is the shared local[2]
+one, which the other tests use whatever the order; it also runs the CLI path as a user does
+and takes its driver JVM with it when it exits. (local[2] differs only by the master URL; a
+second feature computation there would cost minutes of Spark's per-stage overhead.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from personas.features.build import (
     FeatureSet,
@@ -29,7 +30,6 @@ from personas.features.build import (
     load_catalog,
     load_features,
 )
-from pipelines.cli import main
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # a Spark session and two Spark jobs: minutes on two cores
@@ -74,23 +74,6 @@ def _assert_same(a, b) -> None:
             assert np.allclose(xf, yf, rtol=1e-9, atol=1e-12, equal_nan=True), c
         else:
             assert x.fillna("<na>").astype(str).equals(y.fillna("<na>").astype(str)), c
-
-
-def test_spark_features_equal_duckdb_features(
-    spark, small_lake: Path, duck: FeatureSet, tmp_path: Path
-) -> None:
-    on_spark = build_features(small_lake, None, tmp_path / "spark", engine="spark")
-    assert on_spark.as_of == duck.as_of and on_spark.columns == duck.columns
-    a, b = load_features(duck.path), load_features(on_spark.path)
-    assert len(a) == 300 and {"clv_12m", "p_alive", "value_economic"} <= set(a.columns)
-    _assert_same(a, b)
-    ca, cb = load_catalog(duck.path), load_catalog(on_spark.path)
-    assert cb["engine"] == "spark" and cb["lake_versions"] == ca["lake_versions"]
-    assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
-    # the KPIs' monthly activity and first purchases beside the features, as DuckDB writes them
-    for here, there in zip(load_activity(duck.path), load_activity(on_spark.path), strict=True):
-        assert len(here) > 100
-        pd.testing.assert_frame_equal(here, there)
 
 
 def test_refresh_on_spark_assigns_like_the_local_engine(
@@ -144,14 +127,7 @@ def test_spark_assignment_and_aggregates_equal_local(
     assert np.allclose(
         agg.loc[monetary.index, "mean_monetary"], monetary, rtol=1e-9, equal_nan=True
     )
-    # the command line: personas assign --engine spark writes a Parquet folder, same rows
-    out = tmp_path / "assigned.parquet"
-    args = ["assign", str(feats), "--run", str(run), "--engine", "spark", "-o", str(out)]
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code == 0, res.output
-    here = CliRunner().invoke(main, [*args[:-4], "-o", str(tmp_path / "local.parquet")])
-    assert res.output.splitlines()[1:] == here.output.splitlines()[1:]  # the same tally
-    _assert_same_assignments(local, out)
+    # the command line (personas assign --engine spark) on the standalone cluster, below
 
 
 def _assert_same_assignments(local: pd.DataFrame, folder_path: Path) -> None:
@@ -178,6 +154,7 @@ config, run, out = sys.argv[1:4]
 main(["features", "--config", config], standalone_mode=False)
 ws = Path(config).parent / "ws"
 feats = next(ws.glob("features/as_of=*/features.parquet"))
+print("--- assign")
 main(["assign", str(feats), "--run", run, "--engine", "spark", "--config", config, "-o", out],
      standalone_mode=False)
 """
@@ -186,12 +163,15 @@ main(["assign", str(feats), "--run", run, "--engine", "spark", "--config", confi
 def test_standalone_cluster_runs_features_and_assign_like_duckdb(
     small_lake: Path, duck: FeatureSet, run: Path, tmp_path: Path
 ) -> None:
-    """A master and two workers on 127.0.0.1 from the pyspark wheel: `personas features` and
-    `personas assign --engine spark` on it equal DuckDB's features and the local assignment,
-    and no daemon, executor or Python worker outlives the cluster."""
+    """A master and two workers on 127.0.0.1 from the pyspark wheel: `personas features`
+    (config ``features.engine: spark``) and `personas assign --engine spark` on it equal
+    DuckDB's features (every customer and column, the KPIs' activity files too) and the local
+    assignment, and no daemon, executor or Python worker outlives the cluster.
+
+    The module's one Spark feature computation: local[2] differs only by its master URL."""
     import yaml
 
-    from personas.assign import assign_frame
+    from personas.assign import assign_file, assign_frame
     from personas.spark_cluster import leftovers, standalone_cluster
 
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
@@ -216,10 +196,21 @@ def test_standalone_cluster_runs_features_and_assign_like_duckdb(
     assert leftovers(work) == []  # no executor or Python worker left behind
     for i in range(2):  # both workers ran executors of the application (app-*/<executor id>)
         assert list((work / f"worker-{i}").glob("app-*/*")), f"worker {i} ran no executor"
+    # features: every customer and column as DuckDB's; the catalog says where they came from
     feats = next((tmp_path / "ws").glob("features/as_of=*/features.parquet"))
-    cat = load_catalog(feats)
-    assert cat["engine"] == "spark" and cat["spark_master"] == cluster.master_url
-    assert cat["lake_versions"] == load_catalog(duck.path)["lake_versions"]
-    a = load_features(duck.path)
-    _assert_same(a, load_features(feats))
+    a, b = load_features(duck.path), load_features(feats)
+    assert len(a) == 300 and {"clv_12m", "p_alive", "value_economic"} <= set(a.columns)
+    _assert_same(a, b)
+    ca, cb = load_catalog(duck.path), load_catalog(feats)
+    assert cb["engine"] == "spark" and cb["spark_master"] == cluster.master_url
+    assert cb["as_of"] == ca["as_of"] and cb["lake_versions"] == ca["lake_versions"]
+    assert cb["clv"]["model"]["name"] == ca["clv"]["model"]["name"]
+    # the KPIs' monthly activity and first purchases beside the features, as DuckDB writes them
+    for here, there in zip(load_activity(duck.path), load_activity(feats), strict=True):
+        assert len(here) > 100
+        pd.testing.assert_frame_equal(here, there)
+    # assign: the same rows and columns as the local engine, and the same tally printed
     _assert_same_assignments(assign_frame(a, run), out)
+    tally = child.stdout.split("--- assign\n", 1)[1].splitlines()[1:]
+    local = assign_file(duck.path, run, tmp_path / "local.parquet").summary().splitlines()[1:]
+    assert tally == local and len(local) >= 3
