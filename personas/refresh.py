@@ -200,8 +200,13 @@ def _score(
     from personas.assign_spark import score_spark
 
     got = score_spark(on_spark, seg, spark_master).reindex(X.index.astype(str))
-    if got["label"].isna().any():  # cannot happen unless the file changed under us
-        raise RuntimeError(f"{on_spark}: Spark scored {got['label'].notna().sum()} of {len(X)}")
+    if got["label"].isna().any():  # only if the file changed while it was read
+        from personas.errors import PersonasError
+
+        raise PersonasError(
+            f"{on_spark}: Spark scored {got['label'].notna().sum()} of its {len(X)} customers "
+            "(was the features file rewritten meanwhile?); run the refresh again"
+        )
     return (seg, got["label"].to_numpy(dtype=np.int64), got["confidence"].to_numpy(dtype=float))
 
 
