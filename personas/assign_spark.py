@@ -19,6 +19,7 @@ import pandas as pd
 
 from personas.assign import LIFETIME_COLUMNS, AssignResult, assign_with, run_models
 from personas.errors import PersonasError
+from personas.threads import limited_threads
 
 #: The columns (and Spark types) of an assignment.
 ASSIGNMENT_SCHEMA = (
@@ -96,7 +97,8 @@ def score_spark(features_path: str | Path, seg: Any, master: str | None = None) 
         for X in batches:
             if X.empty:
                 continue
-            labels, conf = seg.assign(X.set_index("customer_id"))
+            with limited_threads():  # as assign_with: one model thread unless asked
+                labels, conf = seg.assign(X.set_index("customer_id"))
             yield pd.DataFrame(
                 {"customer_id": X["customer_id"].astype(str), "label": labels, "confidence": conf}
             )
