@@ -19,6 +19,9 @@ import numpy as np
 Z95 = 1.959963984540054  # two-sided 95 %
 
 
+NORMAL_ABOVE = 10_000  # non-zero values in an arm beyond which a resample's sum is its normal limit
+
+
 def wilson(x: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion ``x / n``; (nan, nan) when ``n`` is 0."""
     if n <= 0:
@@ -52,12 +55,17 @@ def bootstrap_mean_diff(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    normal_above: int = NORMAL_ABOVE,
 ) -> tuple[float, float, float]:
     """Difference of means ``mean(y1) - mean(y0)`` with a percentile bootstrap interval.
 
     Each arm is resampled on its own (the arms are independent samples). Zeros are not drawn
     one by one: a resample of n values holds Binomial(n, k/n) of the k non-zero values, drawn
-    with replacement, which is the same distribution as resampling all n.
+    with replacement, which is the same distribution as resampling all n. An arm with more
+    than ``normal_above`` non-zero values takes each resample's sum of those m draws from its
+    normal limit, N(m * mean, m * variance) (m still drawn exactly): the exact draws would cost
+    n_boot times the responders (40M draws for 20,000 spenders), and at that size the limit
+    moves the interval's ends by less than the bootstrap's own Monte-Carlo error.
     """
     y1 = np.asarray(y1, dtype=float)
     y0 = np.asarray(y0, dtype=float)
@@ -65,18 +73,23 @@ def bootstrap_mean_diff(
         return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
     diff = float(y1.mean() - y0.mean())
-    means = [_boot_means(y, n_boot, rng) for y in (y1, y0)]
+    means = [_boot_means(y, n_boot, rng, normal_above) for y in (y1, y0)]
     d = means[0] - means[1]
     a = (1 - level) / 2
     return diff, float(np.quantile(d, a)), float(np.quantile(d, 1 - a))
 
 
-def _boot_means(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def _boot_means(
+    y: np.ndarray, n_boot: int, rng: np.random.Generator, normal_above: int = NORMAL_ABOVE
+) -> np.ndarray:
     nz = y[y != 0]
     n = y.size
     if nz.size == 0:
         return np.zeros(n_boot)
     m = rng.binomial(n, nz.size / n, n_boot)
+    if nz.size > normal_above:
+        sums = m * nz.mean() + np.sqrt(m) * nz.std() * rng.standard_normal(n_boot)
+        return sums / n
     draws = nz[rng.integers(0, nz.size, int(m.sum()))]
     owner = np.repeat(np.arange(n_boot), m)
     return np.bincount(owner, weights=draws, minlength=n_boot) / n

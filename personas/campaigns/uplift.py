@@ -33,7 +33,8 @@ METHOD = {
     "Newcombe's hybrid score method (method 10 of Newcombe 1998: the difference of the arms' "
     "Wilson score intervals)",
     "spend": "95% percentile bootstrap interval of the difference of mean spend per contact "
-    "(each arm resampled on its own, 2,000 resamples)",
+    "(each arm resampled on its own, 2,000 resamples; in an arm with more than 10,000 spenders "
+    "each resample's total spend is drawn from its normal limit)",
     "small_cell": f"an arm with fewer than {SMALL_ARM} customers or fewer than {SMALL_EVENTS} "
     "responders: the interval is wide and the sign may be unreliable",
     "not_causal": "campaigns without a control arm: response rates of contacted customers only; "

@@ -57,3 +57,26 @@ def test_zero_inflated_bootstrap_matches_resampling_everything() -> None:
     assert lo == pytest.approx(np.quantile(naive, 0.025), abs=0.1 * se)
     assert hi == pytest.approx(np.quantile(naive, 0.975), abs=0.1 * se)
     assert lo < d < hi
+
+
+def test_large_arms_use_the_normal_limit_of_each_resamples_sum() -> None:
+    """Beyond 10,000 spenders the resampled sums come from their normal limit: the interval
+    is the exact bootstrap's within its own Monte-Carlo error, on heavy-tailed spend."""
+    rng = np.random.default_rng(5)
+    n = 150_000
+    y1 = np.where(rng.random(n) < 0.1, rng.lognormal(3.0, 1.5, n), 0.0)  # ~15,000 spenders
+    y0 = np.where(rng.random(n) < 0.09, rng.lognormal(3.0, 1.5, n), 0.0)
+    fast = [bootstrap_mean_diff(y1, y0, seed=s) for s in range(3)]
+    exact = [bootstrap_mean_diff(y1, y0, seed=s, normal_above=10**9) for s in range(3)]
+    assert fast[0][0] == exact[0][0] == pytest.approx(y1.mean() - y0.mean())
+    lo_f, hi_f = np.mean([f[1:] for f in fast], axis=0)
+    lo_e, hi_e = np.mean([e[1:] for e in exact], axis=0)
+    # Monte-Carlo spread of the exact interval's ends across seeds
+    mc = max(np.std([e[1] for e in exact]), np.std([e[2] for e in exact]), 0.01)
+    assert abs(lo_f - lo_e) < 3 * mc + 0.02 * (hi_e - lo_e)
+    assert abs(hi_f - hi_e) < 3 * mc + 0.02 * (hi_e - lo_e)
+    # the limit is only taken past the threshold: small arms draw exactly, seed for seed
+    small = y1[:20_000], y0[:20_000]
+    assert bootstrap_mean_diff(*small, seed=1) == bootstrap_mean_diff(
+        *small, seed=1, normal_above=10**9
+    )
