@@ -134,17 +134,7 @@ def fit_personas(
     metrics = {
         "model": {k: v for k, v in model.items() if k != "candidates"},
         "candidates": model["candidates"],
-        "rules": profiles["rules"],
-        "customers": len(X),
-        "profiled": int(prof_mask.sum()),
-        "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
-        "clv": catalog.get("clv"),
-        "likely_persona": likely_block,
-        "kpis": None
-        if activity is None
-        else run_kpis(X, assignments, *activity, int(seg.min_persona_size_)),
-        "basis": catalog.get("basis"),
-        "seconds": round(time.perf_counter() - t0, 2),
+        **run_metrics(X, labels, profiles, assignments, catalog, likely_block, activity, seg, t0),
     }
     return runs.RunOutput(
         profiles_json=dumps(profiles),
@@ -200,6 +190,33 @@ def discover(
         float(out.metrics["rules"]["fidelity"]),
         time.perf_counter() - t0,
     )
+
+
+def run_metrics(
+    X: pd.DataFrame,
+    labels: np.ndarray,
+    profiles: dict[str, Any],
+    assignments: pd.DataFrame,
+    catalog: dict[str, Any],
+    likely_block: dict[str, Any] | None,
+    activity: tuple[pd.DataFrame, pd.DataFrame] | None,
+    seg: PersonaSegmenter,
+    t0: float,
+) -> dict[str, Any]:
+    """The metrics a refit and an assign run both write about today's customers."""
+    return {
+        "rules": profiles["rules"],
+        "customers": len(X),
+        "profiled": int((labels >= 0).sum()),
+        "persona_sizes": {p["id"]: p["size"] for p in profiles["personas"]},
+        "clv": catalog.get("clv"),
+        "likely_persona": likely_block,
+        "kpis": None
+        if activity is None
+        else run_kpis(X, assignments, *activity, int(seg.min_persona_size_)),
+        "basis": catalog.get("basis"),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def profile_personas(

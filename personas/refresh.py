@@ -33,7 +33,6 @@ from personas import runs
 from personas.config import SegmentationConfig
 from personas.drift import Drift, Policy, measure, reference_sample
 from personas.features.build import load_activity, load_catalog, load_features
-from personas.features.kpis import run_kpis
 from personas.profile import identity as ident
 from personas.profile.profiles import dumps
 from personas.publish.audiences import with_lifetime
@@ -262,7 +261,7 @@ def _assign_output(
     held-out figures are from its fit) and the KPIs are counted on today's assignments; a
     block that cannot be made today is left out rather than copied from the last publication.
     """
-    from personas.discover import lifecycle_stages
+    from personas.discover import lifecycle_stages, profile_personas, run_metrics
 
     t0 = time.perf_counter()
     seg, labels, conf = scored
@@ -285,8 +284,6 @@ def _assign_output(
         previous_run=previous.run_id,
     )
     model = dict(previous.profiles["model"])
-    from personas.discover import profile_personas
-
     profiles, assignments = profile_personas(X, labels, conf, seg, identity, model, catalog, cfg)
     kept_actions = {p["id"]: p.get("actions") for p in prev_personas.values()}
     for p in profiles["personas"]:
@@ -311,20 +308,9 @@ def _assign_output(
         )
     assignments = with_lifetime(assignments, X)  # as discovery writes them
     pmap = _relabelled_map(previous.map, assignments)
-    prof = labels >= 0
     metrics = dict(previous.metrics)
     metrics.update(
-        rules=profiles["rules"],
-        customers=len(X),
-        profiled=int(prof.sum()),
-        persona_sizes={p["id"]: p["size"] for p in profiles["personas"]},
-        clv=catalog.get("clv"),
-        likely_persona=likely_block,
-        kpis=None
-        if activity is None
-        else run_kpis(X, assignments, *activity, int(seg.min_persona_size_)),
-        basis=catalog.get("basis"),
-        seconds=round(time.perf_counter() - t0, 2),
+        run_metrics(X, labels, profiles, assignments, catalog, likely_block, activity, seg, t0)
     )
     return runs.RunOutput(
         profiles_json=dumps(profiles),
