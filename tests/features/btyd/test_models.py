@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +180,42 @@ def test_fit_does_not_depend_on_the_order_of_customers() -> None:
     pa = a.probability_alive(f, r, T)
     pb = b.probability_alive(f, r, T)
     assert np.array_equal(pa, pb)
+
+
+def test_a_fit_stopped_on_the_ridge_with_nothing_left_to_gain_has_converged() -> None:
+    """L-BFGS stops "ABNORMAL" with a gradient of 1.4e-5 in a tightly pinned direction at a
+    homogeneous drop-out limit (these simulated customers); half the Newton decrement says
+    the fit cannot gain a thousandth of a nat, so it is converged (was: degenerate)."""
+    from personas.features.btyd.models.base import (
+        CONVERGED_NATS,
+        compress,
+        newton_gain,
+        observed_information,
+    )
+    from personas.features.btyd.models.bgnbd import simulate_bgnbd
+
+    d = simulate_bgnbd(100_000, r=14.0, alpha=950.0, a=1400.0, b=140000.0, T=500.0, seed=3)
+    f, r, T = (d[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "did not converge" warning
+        model = BetaGeoModel().fit(f, r, T)
+    assert model.converged_
+    assert [c["check"] for c in purchase_checks(model, f)] == ["homogeneous_drop_out"]
+    # away from the optimum in the pinned direction (the mean rate r/alpha) there is plenty
+    # left to gain: the same measure says not converged there
+    from personas.features.btyd.models.base import Levels
+
+    cols, w = compress([f, r, T], np.ones_like(f))
+    data = [Levels(c) for c in cols]
+    x = np.log(list(model.params_.values())) + np.array([0.01, 0.0, 0.0, 0.0])
+    _, g = model.loglik(np.exp(x), *data, grad=True)
+    grad = -(g @ w) * np.exp(x)  # of the total negative log-likelihood, in log-parameters
+    assert newton_gain(observed_information(model.loglik, data, w, x), grad) > CONVERGED_NATS
+
+
+def test_newton_gain_ignores_flat_directions() -> None:
+    from personas.features.btyd.models.base import newton_gain
+
+    hess = np.diag([4.0, 0.0])
+    assert newton_gain(hess, np.array([2.0, 5.0])) == pytest.approx(0.5)
+    assert newton_gain(np.diag([np.inf, 1.0]), np.array([1.0, 1.0])) == np.inf
