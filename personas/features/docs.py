@@ -114,8 +114,12 @@ The `clv` group comes from `personas.features.btyd`. The refresh holds out the l
 `features.clv_holdout` of the history (default 0.25), fits BG/NBD (Fader, Hardie & Lee 2005),
 MBG/NBD (Batislam et al. 2007), Pareto/NBD (Schmittlein et al. 1987) and the NBD (no drop-out)
 by maximum likelihood on the calibration period, and forecasts each customer's repeat purchase
-days in the holdout. Fits with a parameter at the optimizer's lower bound or a flat likelihood
-are degenerate and cannot be chosen; among the rest whose error of the holdout total is within
+days in the holdout. Fits with a parameter at the optimizer's lower bound, a flat likelihood
+or no convergence are degenerate and cannot be chosen; a fit has converged when its projected
+gradient is below 1e-5 or a Newton step could gain less than 1e-3 nats of log-likelihood over
+the directions the data pin down. Both drop-out parameters large and flat (BG/NBD's a and b,
+Pareto/NBD's s and beta, at the bound or on their way to it) is the family's homogeneous
+drop-out limit: a warning, not degenerate. Among the rest whose error of the holdout total is within
 5 points of the best, the lowest mean absolute error per customer wins, and that model is
 refitted on the whole history. Gamma-Gamma prices each purchase. Time is counted in
 `features.clv_clock` days: `auto` uses trading days (days with any purchase; the future on the
