@@ -67,29 +67,42 @@ def period_kpis(
     observed_churn_rate, new_customers.
     """
     periods = sorted(activity["period"].unique())
-    act = activity[["customer_id", "period"]].copy()
+    # Vectorised (a set per month and group took 11 CPU-s at 1M customers): a customer active
+    # in a month was retained when the same customer was active the month before; the lists
+    # are distinct (customer, month) pairs, and a customer belongs to one group.
+    act = activity[["customer_id", "period"]].drop_duplicates()
+    month = _month_number(act["period"])
+    cust = pd.factorize(act["customer_id"])[0].astype(np.int64)
+    key = cust * 100_000 + month
+    had_prev = np.isin(key - 1, key)
     firsts = first[first["first_period"].isin(periods)][["customer_id", "first_period"]]
-    parts = [(ALL, act, firsts)]
+    pos = {p: i for i, p in enumerate(periods)}
+    at = act["period"].map(pos).to_numpy()
+    member = {ALL: np.ones(len(act), dtype=bool)}
+    new_of = {ALL: firsts["first_period"]}
     if groups is not None:
         g = groups.astype(str)
-        act = act.assign(group=act["customer_id"].map(g))
-        firsts = firsts.assign(group=firsts["customer_id"].map(g))
+        act_group = act["customer_id"].map(g).to_numpy()
+        first_group = firsts["customer_id"].map(g)
         for name in sorted(g.dropna().unique()):
-            parts.append((name, act[act["group"] == name], firsts[firsts["group"] == name]))
+            member[name] = act_group == name
+            new_of[name] = firsts.loc[(first_group == name).to_numpy(), "first_period"]
     rows = []
-    for name, a, f in parts:
-        by = {p: set(a.loc[a["period"] == p, "customer_id"]) for p in periods}
-        new = f["first_period"].value_counts()
+    for name, inside in member.items():
+        active = np.bincount(at[inside], minlength=len(periods))
+        kept = np.bincount(at[inside & had_prev], minlength=len(periods))
+        new = new_of[name].value_counts()
         for i, p in enumerate(periods):
-            prev = by[periods[i - 1]] if i > 0 and _consecutive(periods[i - 1], p) else None
-            retained = len(prev & by[p]) if prev is not None else None
-            rate = retained / len(prev) if prev else None
+            consecutive = i > 0 and _consecutive(periods[i - 1], p)
+            prev = int(active[i - 1]) if consecutive else None
+            retained = int(kept[i]) if consecutive else None
+            rate = retained / prev if prev else None
             rows.append(
                 {
                     "group": name,
                     "period": p,
-                    "active": len(by[p]),
-                    "active_prev": len(prev) if prev is not None else None,
+                    "active": int(active[i]),
+                    "active_prev": prev,
                     "retained": retained,
                     "retention_rate": rate,
                     "observed_churn_rate": None if rate is None else 1.0 - rate,
@@ -148,6 +161,12 @@ def persona_summary(
             row["loyalty_tiers"] = {str(k): round(float(v), 4) for k, v in tiers.items()}
         rows.append(row)
     return rows
+
+
+def _month_number(periods: pd.Series) -> np.ndarray:
+    """'YYYY-MM' -> year * 12 + month, as integers."""
+    text = periods.astype(str)
+    return (text.str[:4].astype(int) * 12 + text.str[5:7].astype(int)).to_numpy(np.int64)
 
 
 def _consecutive(a: str, b: str) -> bool:

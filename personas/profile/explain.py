@@ -106,11 +106,10 @@ def traits(
     features = trait_features(features)
     num = X[features].apply(pd.to_numeric, errors="coerce")
     pop = num.mean()
-    tamed = effect_scale(num)
+    raw, tamed = GroupMoments.of(num, labels), GroupMoments.of(effect_scale(num), labels)
     for p in sorted(int(v) for v in np.unique(labels) if v >= 0):
-        inside = labels == p
-        ma, mb = num[inside].mean(), num[~inside].mean()
-        d = cohens_d(tamed[inside], tamed[~inside])
+        ma, mb = raw.mean.loc[p], raw.rest(p)[1]
+        d = tamed.cohens_d(p)
         rows = []
         for f in features:
             if not np.isfinite(d[f]) or abs(d[f]) < min_effect:
@@ -146,6 +145,43 @@ def effect_scale(num: pd.DataFrame) -> pd.DataFrame:
         if is_skewed(num[c]):
             out[c] = signed_log1p(num[c].to_numpy(dtype=float))
     return out
+
+
+@dataclass
+class GroupMoments:
+    """Per-persona count, mean and centred sum of squares of every column, from one pass.
+
+    A persona against the other profiled customers needs the complement's moments too; they
+    are combined from the other groups' (Chan et al.'s pairwise formula), so no comparison
+    copies the table (at 1M customers the copies took 30 of the profiles' 50 CPU-s).
+    """
+
+    count: pd.DataFrame
+    mean: pd.DataFrame
+    m2: pd.DataFrame
+
+    @classmethod
+    def of(cls, num: pd.DataFrame, labels: np.ndarray) -> GroupMoments:
+        g = num.groupby(np.asarray(labels), sort=True)
+        count = g.count().astype(float)
+        return cls(count, g.mean(), (g.var(ddof=0) * count).fillna(0.0))
+
+    def rest(self, k: int) -> tuple[pd.Series, pd.Series, pd.Series]:
+        """(count, mean, m2) of every group but ``k`` taken together."""
+        others = self.count.index != k
+        c, m = self.count[others], self.mean[others].fillna(0.0)
+        n = c.sum()
+        mean = (c * m).sum() / n.replace(0, np.nan)
+        m2 = self.m2[others].sum() + (c * (m - mean) ** 2).sum()
+        return n, mean, m2
+
+    def cohens_d(self, k: int) -> pd.Series:
+        """:func:`cohens_d` of group ``k`` against the rest, from the moments."""
+        na, ma, m2a = self.count.loc[k], self.mean.loc[k], self.m2.loc[k]
+        nb, mb, m2b = self.rest(k)
+        pooled = np.sqrt((m2a + m2b) / (na + nb - 2).clip(lower=1))
+        d = (ma - mb) / pooled.replace(0, np.nan)
+        return d.where((na > 1) & (nb > 1))  # a variance needs two values on each side
 
 
 def cohens_d(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:

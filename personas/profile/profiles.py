@@ -26,9 +26,9 @@ from personas.features.catalog import (
 )
 from personas.profile.explain import (
     RULE_SAMPLE,
+    GroupMoments,
     Rules,
     Trait,
-    cohens_d,
     effect_scale,
     ratio_scale,
     surrogate_rules,
@@ -105,8 +105,9 @@ def build_profiles(
         sample=rule_sample,
     )
     prof = labels >= 0
-    tamed = effect_scale(num[prof])
-    stats = [_stats(k, labels[prof], num[prof], num[prof].mean(), tamed) for k in ks]
+    raw = GroupMoments.of(num[prof], labels[prof])
+    tamed = GroupMoments.of(effect_scale(num[prof]), labels[prof])
+    stats = [_stats(k, labels[prof], raw, num[prof].mean(), tamed) for k in ks]
     for st in stats:
         st.names = names_map
     gen_names = make_names(stats) if not identity.names else _names_with_kept(stats, identity)
@@ -305,15 +306,14 @@ def _persona(
 
 
 def _stats(
-    k: int, labels: np.ndarray, num: pd.DataFrame, pop_mean: pd.Series, tamed: pd.DataFrame
+    k: int, labels: np.ndarray, raw: GroupMoments, pop_mean: pd.Series, tamed: GroupMoments
 ) -> PersonaStats:
     """Effect sizes (tamed scale) and ratios of persona k versus the other profiled customers."""
-    inside = labels == k
-    a = num[inside]
-    effects = cohens_d(tamed[inside], tamed[~inside]).to_dict()
-    ratios = (a.mean() / pop_mean.replace(0, np.nan)).to_dict()
+    effects = tamed.cohens_d(k).to_dict()
+    mean = raw.mean.loc[k]
+    ratios = (mean / pop_mean.replace(0, np.nan)).to_dict()
     return PersonaStats(
-        k, float(inside.mean()), ratios, a.mean().to_dict(), pop_mean.to_dict(), effects
+        k, float((labels == k).mean()), ratios, mean.to_dict(), pop_mean.to_dict(), effects
     )
 
 

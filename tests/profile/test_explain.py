@@ -78,3 +78,36 @@ def _parsed(rule: dict) -> list[tuple[str, str, float]]:
         value = float(re.sub(r"[^0-9.\-]", "", text))
         out.append((f, op, value / 100 if text.endswith("%") else value))
     return sorted(out)
+
+
+def test_group_moments_give_the_same_comparisons_as_the_copies() -> None:
+    """Persona-vs-rest means and Cohen's d from one grouped pass equal those of the copies."""
+    import numpy as np
+    import pandas as pd
+
+    from personas.profile.explain import GroupMoments, cohens_d
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    num = pd.DataFrame(
+        {
+            "spend": rng.lognormal(3, 1, n),
+            "rate": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+            "flag": (rng.random(n) < 0.3).astype(float),
+            "const": np.full(n, 2.0),
+        }
+    )
+    labels = rng.integers(0, 4, n)
+    labels[:1] = 9  # a persona of one customer: no variance inside, d undefined
+    num.loc[labels == 2, "rate"] = np.nan  # a persona without a value in a column
+    mom = GroupMoments.of(num, labels)
+    for k in np.unique(labels):
+        inside = labels == k
+        got, want = mom.cohens_d(int(k)), cohens_d(num[inside], num[~inside])
+        pd.testing.assert_series_equal(got, want, check_names=False, rtol=1e-9)
+        n_rest, mean_rest, _ = mom.rest(int(k))
+        pd.testing.assert_series_equal(mean_rest, num[~inside].mean(), rtol=1e-9)
+        assert (n_rest == num[~inside].notna().sum()).all()
+        pd.testing.assert_series_equal(
+            mom.mean.loc[k], num[inside].mean(), check_names=False, rtol=1e-9
+        )
