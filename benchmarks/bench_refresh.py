@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +94,8 @@ def _child(code: str, args: list[str], code_dir: Path) -> dict:
 
 def refresh(lake: Path, out: Path, code_dir: Path, tag: str) -> dict[str, dict]:
     """The three stages in fresh processes; their measurements by stage name."""
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # a run id is used once: start each round afresh
+    out.mkdir(parents=True)
     f = _child(FEATURES, [str(lake), str(out / "features")], code_dir)
     print(f"  [{tag}] features  {_fmt(f)}", flush=True)
     d = _child(DISCOVER, [f["path"], str(out / "runs"), tag], code_dir)

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from personas.ids import among
+
 # features that grow with the calendar for every customer alike: the reference is aged by the
 # model's age before comparing, or a steady customer base would "drift" a week per week
 AGING = ("tenure_days",)
@@ -157,7 +159,7 @@ def measure(
         ids = sorted(set(shares) | set(previous_shares))
         d.share_shift = {i: round(shares.get(i, 0.0) - previous_shares.get(i, 0.0), 4) for i in ids}
     if model_customers is not None and len(X):
-        seen = X.index.astype(str).isin(model_customers.astype(str))
+        seen = among(X.index, model_customers)
         d.new_customer_share = round(float(1 - seen.mean()), 4)
     d.added_features = sorted(set(X.columns) - set(reference.columns))
     d.missing_features = sorted(set(reference.columns) - set(X.columns))

@@ -33,6 +33,7 @@ from personas import runs
 from personas.config import SegmentationConfig
 from personas.drift import Drift, Policy, measure, reference_sample
 from personas.features.build import load_activity, load_catalog, load_features
+from personas.ids import among
 from personas.profile import identity as ident
 from personas.profile.profiles import dumps
 from personas.publish.audiences import with_lifetime
@@ -216,7 +217,7 @@ def _drift(
     ref = previous.reference
     if ref is None:  # no sample kept: the previous publication's own customers stand in
         ids = previous.assignments["customer_id"].astype(str)
-        ref = X.loc[X.index.astype(str).isin(ids)]
+        ref = X.loc[among(X.index, ids)]
     by_index = {p["index"]: p["id"] for p in previous.profiles["personas"]}
     shares: dict[str, float] = {}
     if labels is not None:
@@ -334,7 +335,7 @@ def _relabelled_map(prev_map: pd.DataFrame | None, assignments: pd.DataFrame) ->
     if prev_map is None or prev_map.empty:
         return pd.DataFrame({c: pd.Series(dtype="float32" if c in "xy" else str) for c in cols})
     now = assignments.set_index(assignments["customer_id"].astype(str))["persona_id"]
-    m = prev_map[prev_map["customer_id"].astype(str).isin(now.index)].copy()
+    m = prev_map[among(prev_map["customer_id"], now.index)].copy()
     m["persona_id"] = now.loc[m["customer_id"].astype(str)].to_numpy()
     groups = {gid for gid, _ in NOT_PROFILED.values()}
     return m[~m["persona_id"].isin(groups)].reset_index(drop=True)[cols]
