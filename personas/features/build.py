@@ -25,7 +25,7 @@ import pyarrow as pa
 from personas.diskspace import disk_full, is_disk_full, tree_bytes
 from personas.features.catalog import CATALOG, GROUPS, Feature, label, lookup
 from personas.features.clv import ClvResult, cohort_from_lake, score_summary, summary_from_lake
-from personas.features.kpis import monthly_activity
+from personas.features.kpis import ACTIVITY, FIRST_PURCHASE, KPI_FILES, monthly_activity
 from personas.features.result import FeatureSet, catalog_json
 from personas.features.sql import (
     DAY_STEPS,
@@ -261,11 +261,6 @@ def load_features(path: str | Path) -> pd.DataFrame:
         p = p / "features.parquet"
     # read the file alone: pyarrow would otherwise turn the folder name as_of=... into a column
     return pq.ParquetFile(p).read().to_pandas().set_index("customer_id")
-
-
-ACTIVITY = "activity.parquet"  # customer x active month (the KPIs' input)
-FIRST_PURCHASE = "first_purchase.parquet"  # customer, first purchase month and channel
-KPI_FILES = (ACTIVITY, FIRST_PURCHASE)
 
 
 def load_activity(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:

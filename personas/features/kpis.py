@@ -25,6 +25,10 @@ import pandas as pd
 
 from personas.sqltext import literal
 
+ACTIVITY = "activity.parquet"  # customer x active month (the KPIs' input)
+FIRST_PURCHASE = "first_purchase.parquet"  # customer, first purchase month and channel
+KPI_FILES = (ACTIVITY, FIRST_PURCHASE)  # written beside features.parquet by either engine
+
 ALL = "ALL"
 
 

@@ -37,9 +37,8 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from personas.features.build import KPI_FILES
 from personas.features.clv import cohort_from_lake, score_summary, summary_from_lake
-from personas.features.kpis import monthly_activity
+from personas.features.kpis import KPI_FILES, monthly_activity
 from personas.features.portable import transpile
 from personas.features.result import FeatureSet, catalog_json
 from personas.features.sql import DAYS, feature_plan, feature_query, probe
